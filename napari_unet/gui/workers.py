@@ -1,0 +1,65 @@
+"""The one place that starts threads: run a core generator in a napari worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from napari.qt.threading import GeneratorWorker
+from napari.utils.notifications import show_error
+
+
+def start_generator(
+    gen: Generator,
+    *,
+    on_yield: Callable[[Any], None] | None = None,
+    on_return: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
+) -> GeneratorWorker:
+    """Run a core generator in a napari thread worker and wire its signals.
+
+    The generator must already be created from numpy copies of layer data
+    (never hand a layer to a thread).  Errors become a napari notification
+    with a one-line reason, then ``on_error`` runs.  ``worker.quit()`` asks
+    the worker to stop at the next yield; :func:`stop` also closes the
+    generator so its ``finally`` blocks run.
+
+    Returns
+    -------
+    GeneratorWorker
+        The started worker; keep a reference until it finishes.
+    """
+
+    def _work():
+        return (yield from gen)
+
+    worker = GeneratorWorker(_work)
+    worker._napari_unet_gen = gen  # closed by stop()
+    if on_yield is not None:
+        worker.yielded.connect(on_yield)
+    if on_return is not None:
+        worker.returned.connect(on_return)
+
+    def _errored(exc: BaseException) -> None:
+        show_error(f"napari-unet: {_one_line(exc)}")
+        if on_error is not None:
+            on_error(exc)
+
+    worker.errored.connect(_errored)
+    if on_finish is not None:
+        worker.finished.connect(on_finish)
+    worker.start()
+    return worker
+
+
+def stop(worker: GeneratorWorker | None) -> None:
+    """Ask a running worker to stop at its next yield."""
+    if worker is None:
+        return
+    worker.quit()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Open napari with the napari-unet widgets docked and the sample image loaded.
+# Without a display it runs on a virtual one (Xvfb), saves a screenshot and prints its path.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -n "${DISPLAY:-}" ] || [ -n "${WAYLAND_DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; then
+  exec .venv/bin/python -m napari_unet.gui.demo "$@"
+fi
+exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m napari_unet.gui.demo --headless "$@"

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Run the whole test suite: the import contract, then pytest (GUI tests on a virtual display
+# when there is no real one).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+.venv/bin/lint-imports
+if [ -n "${DISPLAY:-}" ] || [ "$(uname)" = Darwin ]; then
+  exec .venv/bin/python -m pytest "$@"
+fi
+exec xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python -m pytest "$@"

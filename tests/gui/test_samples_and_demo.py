@@ -1,0 +1,72 @@
+"""Every sample opens through napari's menu path, and the main job docks every widget."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from napari_unet.gui.demo import WIDGETS, open_demo
+
+pytestmark = pytest.mark.gui
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_KEYS = [
+    s["key"] for s in yaml.safe_load((ROOT / "napari.yaml").read_text())["contributions"]["sample_data"]
+]
+
+
+@pytest.mark.parametrize("key", SAMPLE_KEYS)
+def test_open_every_sample(make_napari_viewer, key):
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", key)
+    kinds = sorted(type(layer).__name__ for layer in viewer.layers)
+    assert "Image" in kinds and "Labels" in kinds
+    image = next(layer for layer in viewer.layers if type(layer).__name__ == "Image")
+    labels = [layer for layer in viewer.layers if type(layer).__name__ == "Labels"]
+    for layer in labels:
+        assert layer.data.shape == image.data.shape
+    truth = labels[-1].data
+    assert np.count_nonzero(truth) > 0
+
+
+def test_nuclei_sample_is_the_shipped_pair(make_napari_viewer):
+    import tifffile
+
+    viewer = make_napari_viewer()
+    viewer.open_sample("napari-unet", "nuclei")
+    image = tifffile.imread(ROOT / "sample_data" / "dsb2018_nuclei.tif")
+    np.testing.assert_array_equal(viewer.layers["nuclei"].data, image)
+    assert len(np.unique(viewer.layers["nuclei ground truth"].data)) - 1 == 125
+
+
+def test_demo_docks_every_widget(make_napari_viewer):
+    viewer = make_napari_viewer()
+    docked = open_demo(viewer)
+    assert list(docked) == WIDGETS
+    assert "nuclei" in viewer.layers
+    for widget in docked.values():
+        assert widget is not None
+
+
+@pytest.mark.slow
+def test_every_widget_docks_on_pyqt6(tmp_path):
+    """Smoke test on PyQt6 (napari has deprecated PyQt5): dock every widget, take a screenshot."""
+    pytest.importorskip("PyQt6")
+    shot = tmp_path / "pyqt6.png"
+    env = dict(os.environ, QT_API="pyqt6")
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_unet.gui.demo", "--headless", "--screenshot", str(shot)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert shot.exists() and shot.stat().st_size > 10_000
+    assert "PyQt6" in result.stdout
