@@ -44,6 +44,10 @@ def ct_nodules_sample() -> list[tuple]:
     image, lung, nodules = ct_slice(seed=2015)
     return [
         (image, {"name": "CT slice", "colormap": "gray"}, "image"),
-        (lung.astype(np.uint8), {"name": "lung mask", "opacity": 0.25, "visible": False}, "labels"),
+        (
+            lung.astype(np.uint8),
+            {"name": "lung mask", "opacity": 0.25, "visible": False},
+            "labels",
+        ),
         (nodules.astype(np.int32), {"name": "nodules ground truth", "opacity": 0.6}, "labels"),
     ]

@@ -30,6 +30,22 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.skip(reason=reason))
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run torch on one thread in tests.
+
+    The test models are tiny and gain nothing from threads, and on a busy
+    2-core machine two OpenMP threads per operation can be five times slower
+    than one.
+    """
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def repo_root() -> Path:
     """The repository root."""

@@ -36,7 +36,16 @@ print(json.dumps({
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     subprocess.run(
-        [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(out),
+            str(ROOT),
+        ],
         check=True,
         capture_output=True,
     )
@@ -77,7 +86,17 @@ def test_wheel_install_is_what_napari_loads(wheel, tmp_path):
         (deps / entry.name).symlink_to(entry)
     target = tmp_path / "wheel_site"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(target), str(wheel)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(wheel),
+        ],
         check=True,
         capture_output=True,
     )
@@ -101,5 +120,7 @@ def test_editable_install_points_at_this_checkout():
     from napari_unet.samples import sample_path
 
     assert Path(napari_unet.__file__).resolve().parent == ROOT / "napari_unet"
-    assert sample_path("dsb2018_nuclei.tif").resolve() == ROOT / "sample_data" / "dsb2018_nuclei.tif"
+    assert (
+        sample_path("dsb2018_nuclei.tif").resolve() == ROOT / "sample_data" / "dsb2018_nuclei.tif"
+    )
     assert (ROOT / "napari_unet" / "napari.yaml").resolve() == ROOT / "napari.yaml"

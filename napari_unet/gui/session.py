@@ -8,7 +8,7 @@ probability maps and masks live in napari layers, never here.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,10 @@ class PredictionRecord:
     prob: np.ndarray
     model_mask: np.ndarray | None = None
     corrected: bool = False  # set once a person edits the mask layer
+    # How the mask layer was last written from ``prob`` (a MaskSettings from
+    # gui/_mask_tracker.py); whoever writes the mask layer sets it, so the
+    # model's mask can be rebuilt exactly when a person starts to edit.
+    settings: Any | None = None
 
 
 class Session:
@@ -119,6 +123,10 @@ class Session:
 
 def get_session(viewer: Any) -> Session:
     """Return the session of ``viewer``, creating it on first use."""
+    # napari hands each dock widget its own PublicOnlyProxy of the viewer; key
+    # by the viewer itself so the session lives as long as the viewer, not as
+    # long as whichever widget asked first.
+    viewer = getattr(viewer, "__wrapped__", viewer)
     session = _SESSIONS.get(viewer)
     if session is None:
         session = Session()

@@ -17,7 +17,8 @@ pytestmark = pytest.mark.gui
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_KEYS = [
-    s["key"] for s in yaml.safe_load((ROOT / "napari.yaml").read_text())["contributions"]["sample_data"]
+    s["key"]
+    for s in yaml.safe_load((ROOT / "napari.yaml").read_text())["contributions"]["sample_data"]
 ]
 
 

@@ -1,0 +1,255 @@
+"""Fine-tuning: events, best weights, reproducibility, stopping, persistence, bad input."""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from napari_unet.core.augment import AugmentConfig
+from napari_unet.core.errors import InputError
+from napari_unet.core.events import EpochEnd, Progress, run_to_completion
+from napari_unet.core.model import build_model
+from napari_unet.core.training import FineTuneResult, TrainingState, fine_tune
+from napari_unet.core.validation import prepare_data
+
+FAST = {"patch_size": 32, "batch_size": 2, "steps_per_epoch": 2, "device": "cpu"}
+
+
+def disc_image(seed: int, size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy uint16 image of bright discs and its instance labels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.int32)
+    for k in range(6):
+        cy, cx = rng.integers(6, size - 6, 2)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 < rng.integers(9, 30)] = k + 1
+    image = 200 + 600 * (labels > 0) + rng.normal(0, 60, labels.shape)
+    return image.astype(np.uint16), labels
+
+
+@pytest.fixture
+def data():
+    pairs = [disc_image(s) for s in range(2)]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model(base_width=4, depth=2)
+
+
+def weights_of(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def same_weights(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def val_dice_of(model, images, masks, val_fraction=0.2) -> float:
+    """Validation Dice recomputed from scratch on the split stored in the model."""
+    prepared = prepare_data(images, masks, None, model, val_fraction=val_fraction)
+    return prepared.val.dice(model, torch.device("cpu"))
+
+
+def test_events_history_and_result(model, data):
+    events = []
+    result = run_to_completion(fine_tune(model, *data, epochs=3, **FAST), events.append)
+    assert isinstance(result, FineTuneResult)
+    ends = [e for e in events if isinstance(e, EpochEnd)]
+    progress = [e for e in events if isinstance(e, Progress)]
+    assert [e.epoch for e in ends] == [1, 2, 3] and all(e.epochs == 3 for e in ends)
+    assert progress and progress[-1].step == progress[-1].total == 6
+    assert [p.step for p in progress] == sorted(p.step for p in progress)
+    assert all(e.eta_s is not None and e.eta_s >= 0 for e in ends) and ends[-1].eta_s == 0
+    assert all(0 <= e.val_dice <= 1 and math.isfinite(e.train_loss) for e in ends)
+    assert [h["epoch"] for h in result.history] == [1, 2, 3]
+    assert result.best_dice == max([result.initial_dice] + [h["val_dice"] for h in result.history])
+    assert result.stop_reason == "epochs" and not result.stopped_early
+    run = result.model.history[-1]
+    assert run["type"] == "fine_tune" and run["epochs"] == result.history
+    assert run["best_dice"] == result.best_dice and run["best_epoch"] == result.best_epoch
+    assert not result.model.training
+
+
+def test_returned_model_holds_the_best_weights_and_input_is_untouched(model, data):
+    before = weights_of(model)
+    history, extra = copy.deepcopy(model.history), copy.deepcopy(model.extra)
+    snapshots = {}
+    state = TrainingState()
+    gen = fine_tune(model, *data, epochs=4, lr=1e-2, state=state, **{**FAST, "steps_per_epoch": 6})
+    result = None
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            result = stop.value
+            break
+        if isinstance(event, EpochEnd):
+            # At every yield, the state's model is the best one so far.
+            snapshots[event.epoch] = weights_of(state.model)
+            assert state.best_epoch == event.best_epoch
+    assert same_weights(weights_of(model), before)
+    assert model.history == history and model.extra == extra
+    assert result.model is not model
+    assert result.best_epoch >= 1  # a random model gains from training on this easy data
+    assert same_weights(weights_of(result.model), snapshots[result.best_epoch])
+    dice = val_dice_of(result.model, *data)
+    assert dice == pytest.approx(result.best_dice)
+    assert dice > result.initial_dice
+
+
+def test_same_seed_gives_identical_runs(model, data):
+    runs = [run_to_completion(fine_tune(model, *data, epochs=2, seed=3, **FAST)) for _ in range(2)]
+    assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[1].history]
+    assert same_weights(weights_of(runs[0].model), weights_of(runs[1].model))
+    other = run_to_completion(fine_tune(model, *data, epochs=2, seed=4, **FAST))
+    assert [h["train_loss"] for h in other.history] != [h["train_loss"] for h in runs[0].history]
+
+
+def test_should_stop_ends_early_and_keeps_the_best(model, data):
+    calls = {"n": 0}
+
+    def should_stop():
+        calls["n"] += 1
+        return calls["n"] > 5  # a few steps into the third epoch
+
+    result = run_to_completion(fine_tune(model, *data, epochs=20, should_stop=should_stop, **FAST))
+    assert result.stopped_early and result.stop_reason == "stopped"
+    assert len(result.history) == 2
+    assert val_dice_of(result.model, *data) == pytest.approx(result.best_dice)
+
+
+def test_closing_the_generator_leaves_a_consistent_state(model, data):
+    state = TrainingState()
+    gen = fine_tune(model, *data, epochs=10, lr=3e-3, state=state, **FAST)
+    ends = 0
+    for event in gen:
+        if isinstance(event, EpochEnd):
+            ends += 1
+        if ends == 2 and isinstance(event, Progress):
+            gen.close()  # the GUI's Stop, in the middle of the third epoch
+            break
+    assert state.finished and state.stop_reason == "interrupted"
+    result = state.result()
+    assert result.stopped_early and len(result.history) == 2
+    assert val_dice_of(result.model, *data) == pytest.approx(result.best_dice)
+    assert result.model.history[-1]["stop_reason"] == "interrupted"
+
+
+def test_time_budget_is_respected(model, data):
+    budget_min = 0.03  # 1.8 s
+    t0 = time.perf_counter()
+    result = run_to_completion(
+        fine_tune(model, *data, epochs=10_000, max_minutes=budget_min, **FAST)
+    )
+    elapsed = time.perf_counter() - t0
+    assert result.stop_reason == "time_budget" and result.stopped_early
+    assert elapsed < budget_min * 60 + 1.5  # ends at a step boundary, a step at most over
+    assert result.history and result.history[-1]["elapsed_s"] <= budget_min * 60 + 1.0
+
+
+def test_early_stopping_after_patience(model, data):
+    model.threshold = 1.0  # nothing ever reaches it: validation Dice stays 0
+    result = run_to_completion(fine_tune(model, *data, epochs=20, patience=3, **FAST))
+    assert result.stop_reason == "early_stopping"
+    assert result.best_epoch == 0 and len(result.history) == 3
+    assert same_weights(weights_of(result.model), weights_of(model))  # the input weights kept
+
+
+def test_without_validation_the_last_epoch_is_kept(model, data):
+    result = run_to_completion(fine_tune(model, *data, epochs=2, val_fraction=0.0, **FAST))
+    assert math.isnan(result.best_dice) and result.best_epoch == 2
+    assert all(h["val_dice"] is None for h in result.history)
+
+
+def test_split_persists_across_repeated_fine_tunes(model, data):
+    images, masks = data
+    first = run_to_completion(fine_tune(model, images, masks, epochs=1, **FAST))
+    split = first.model.extra["validation_split"]
+    assert len(split["images"]) == 2
+    assert all(e["role"] == "strip" for e in split["images"].values())
+    again = run_to_completion(fine_tune(model, images, masks, epochs=1, seed=9, **FAST))
+    assert again.model.extra["validation_split"] == split  # same data, same split
+    # Fine-tuning the fine-tuned model with another image and a new share keeps the old split.
+    extra_image, extra_mask = disc_image(7)
+    third = run_to_completion(
+        fine_tune(
+            first.model,
+            [*images, extra_image],
+            [*masks, extra_mask],
+            epochs=1,
+            val_fraction=0.4,
+            **FAST,
+        )
+    )
+    stored = third.model.extra["validation_split"]["images"]
+    assert len(stored) == 3
+    assert all(stored[k] == v for k, v in split["images"].items())
+
+
+def test_stacks_rgb_and_losses(model):
+    image, labels = disc_image(3)
+    stack = np.stack([image, image[::-1]])
+    result = run_to_completion(
+        fine_tune(
+            model,
+            [stack],
+            [np.stack([labels, labels[::-1]])],
+            epochs=1,
+            loss="wce",
+            augment=AugmentConfig.none(),
+            **FAST,
+        )
+    )
+    assert result.model.history[-1]["n_images"] == 2
+    rgb = np.repeat(image[..., None], 3, axis=-1)
+    for loss in ("dice", "focal", "bce_dice"):
+        result = run_to_completion(fine_tune(model, [rgb], [labels], epochs=1, loss=loss, **FAST))
+        assert result.model.history[-1]["loss"] == loss
+
+
+@pytest.mark.parametrize(
+    ("images", "masks", "kwargs", "match"),
+    [
+        ([], [], {}, "training set is empty"),
+        ([np.zeros((64, 64))], [], {}, "1 images but 0 masks"),
+        ([np.zeros((64, 64))], [np.zeros((64, 60))], {}, "mask 1 has shape"),
+        ([np.full((64, 64), np.nan)], [np.zeros((64, 64))], {}, "NaN or infinite"),
+        ([np.zeros((64, 64))], [np.zeros((64, 64))], {"loss": "l2"}, "unknown loss"),
+        ([np.zeros((64, 64))], [np.zeros((64, 64))], {"epochs": 0}, "epochs"),
+        ([np.zeros((64, 64))], [np.zeros((64, 64))], {"val_fraction": 1.0}, "validation share"),
+        ([np.zeros((64, 64))], [np.zeros((64, 64))], {"lr": -1.0}, "learning rate"),
+        ([np.zeros((64, 64))], [np.zeros((64, 64))], {"max_minutes": 0}, "time budget"),
+    ],
+)
+def test_bad_inputs_raise_one_line_input_errors(model, images, masks, kwargs, match):
+    with pytest.raises(InputError, match=match) as info:
+        run_to_completion(fine_tune(model, images, masks, **kwargs))
+    assert "\n" not in str(info.value)
+
+
+def test_fine_tuned_model_round_trips_through_a_checkpoint(model, data, tmp_path):
+    from napari_unet.core.model import load_model, save_model
+
+    result = run_to_completion(fine_tune(model, *data, epochs=2, **FAST))
+    loaded = load_model(save_model(result.model, tmp_path / "tuned.pt"))
+    assert loaded.history == result.model.history
+    assert loaded.extra["validation_split"] == result.model.extra["validation_split"]
+    assert same_weights(weights_of(loaded), weights_of(result.model))
+    # The loaded model validates on the same held-out pixels with the same score.
+    assert val_dice_of(loaded, *data) == pytest.approx(result.best_dice)
+
+
+def test_a_reused_state_starts_afresh(model, data):
+    state = TrainingState()
+    for _ in range(2):
+        result = run_to_completion(fine_tune(model, *data, epochs=2, state=state, **FAST))
+        assert state.step == 4 and state.epoch == 2 and state.finished
+        assert state.result().history == result.history
