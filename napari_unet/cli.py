@@ -34,6 +34,8 @@ from napari_unet import __version__
 #: Loss names offered by ``train --loss``; the tests check they match
 #: ``napari_unet.core.training.LOSSES`` (kept here so that ``--help`` needs no torch).
 LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal")
+#: ``predict --tile-size`` default; the tests check it equals the core's own.
+PREDICT_TILE_SIZE = 512
 #: Defaults of ``train`` options; the tests check they equal ``fine_tune``'s own.
 TRAIN_DEFAULTS = {
     "epochs": 20,
@@ -210,8 +212,8 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         stems[stem] = path
     model = load_model(args.model, device="cpu")
     threshold = model.threshold if args.threshold is None else args.threshold
-    # The default overlap shrinks with small tiles so that any --tile-size works.
-    overlap = min(32, args.tile_size // 4) if args.overlap is None else args.overlap
+    # None lets the core pick its measured default (it shrinks with small tiles).
+    overlap = args.overlap
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is a file; give a folder for the results")
@@ -497,15 +499,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--tile-size",
         type=_number(int, 16),
-        default=256,
+        default=PREDICT_TILE_SIZE,
         metavar="N",
-        help="tile edge in pixels (default: 256)",
+        help=f"tile edge in pixels (default: {PREDICT_TILE_SIZE})",
     )
     p.add_argument(
         "--overlap",
         type=_number(int, 0),
         metavar="N",
-        help="overlap between tiles in pixels, under half the tile (default: 32, "
+        help="overlap between tiles in pixels, under half the tile (default: 96, "
         "or a quarter of a smaller tile)",
     )
     p.add_argument(

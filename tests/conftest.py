@@ -46,6 +46,17 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(autouse=True)
+def private_home(tmp_path_factory, monkeypatch):
+    """Give each test its own home folder, so nothing is written to the real one.
+
+    The GUI saves accepted masks and models under ``~/napari-unet`` by default.
+    """
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("HOME", str(home))
+    return home
+
+
 @pytest.fixture
 def repo_root() -> Path:
     """The repository root."""

@@ -261,7 +261,7 @@ def iter_predict_proba(
     model: UNet,
     *,
     tile_size: int = DEFAULT_TILE_SIZE,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
     device: str | torch.device = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Generator[Progress, None, np.ndarray]:
@@ -280,7 +280,9 @@ def iter_predict_proba(
         Planes that fit in one tile run in a single pass.
     overlap
         Smallest overlap between neighbouring tiles; outputs are blended across
-        it with a raised-cosine window so that tiles leave no seams.
+        it with a raised-cosine window so that tiles leave no seams.  ``None``
+        (the default) uses ``DEFAULT_OVERLAP`` (96 px), at most a quarter of the
+        tile size.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.  CUDA runs in mixed
         precision with channels-last memory.
@@ -303,6 +305,8 @@ def iter_predict_proba(
     if int(batch_size) != batch_size or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, not {batch_size!r}")
     target = resolve_device(device)
+    if overlap is None:
+        overlap = min(DEFAULT_OVERLAP, tile_size // 4)
     tile, overlap = check_tiling(tile_size, overlap, model.size_multiple)
     planes = _planes(image)
     spatial = planes[0].shape[:2]
@@ -330,7 +334,7 @@ def predict_proba(
     model: UNet,
     *,
     tile_size: int = DEFAULT_TILE_SIZE,
-    overlap: int = DEFAULT_OVERLAP,
+    overlap: int | None = None,
     device: str | torch.device = "auto",
     batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> np.ndarray:

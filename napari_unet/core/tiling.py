@@ -12,13 +12,15 @@ grid is laid out by :func:`axis_layout`:
   spread evenly from border to border and are shrunk to the smallest length
   that still covers the axis, so little work is spent on overlap.
 
-Neighbouring tiles are blended with a raised-cosine (Hann) ramp across their
-overlap; each axis' window is divided by the sum of all windows on that axis,
-so the separable 2D weights of all tiles add up to exactly 1 at every pixel.
-Outputs can therefore be accumulated into one array with no weight map and no
-final division, and the seams vanish because the pixels nearest to a tile's
-inner edges, where "same" zero padding disturbs the network, get almost no
-weight.
+Neighbouring tiles are blended across their overlap: the outer quarter of the
+overlap gets weight 0 (there the network's "same" zero padding at the tile
+edge distorts its output), the middle half a raised-cosine (Hann) ramp, the
+rest 1.  Each axis' windows are divided by their sum over all tiles, so the
+separable 2D weights of all tiles add up to exactly 1 at every pixel: outputs
+are accumulated into one array with no weight map and no final division, and
+no seam is left.  Tiles start on multiples of the network's size multiple
+because a U-Net's 2x2 pooling makes it equivariant only to such shifts: away
+from tile edges a tile's output is then exactly the whole-image output.
 """
 
 from __future__ import annotations

@@ -482,6 +482,13 @@ def test_version_and_help_in_process(capsys):
         assert code == 0 and f"napari-unet {command}" in out
 
 
+def test_predict_tile_size_matches_the_core():
+    from napari_unet.cli import PREDICT_TILE_SIZE
+    from napari_unet.core.inference import DEFAULT_TILE_SIZE
+
+    assert PREDICT_TILE_SIZE == DEFAULT_TILE_SIZE
+
+
 def test_train_options_match_the_core():
     from napari_unet.core import training
     from napari_unet.core.losses import LOSSES

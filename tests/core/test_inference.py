@@ -449,3 +449,12 @@ def test_memory_stays_near_input_plus_output():
     assert prob.shape == image.shape
     # Output + a few tiles and histogram chunks; a float64 copy alone would be 2x output.
     assert peak < output_bytes + 12 * 2**20, peak / 2**20
+
+
+def test_default_overlap_adapts_to_small_tiles():
+    model = build_model(depth=2, base_width=4)
+    image = np.zeros((300, 300), np.uint8)
+    gen = iter_predict_proba(image, model, tile_size=64, device="cpu", batch_size=1000)
+    event = next(gen)  # overlap 16 (a quarter of 64), not the 96 px default
+    assert event.total == axis_layout(300, 64, 16, 4).count ** 2
+    gen.close()
