@@ -21,9 +21,11 @@ def start_generator(
 
     The generator must already be created from numpy copies of layer data
     (never hand a layer to a thread).  Errors become a napari notification
-    with a one-line reason, then ``on_error`` runs.  ``worker.quit()`` asks
-    the worker to stop at the next yield; :func:`stop` also closes the
-    generator so its ``finally`` blocks run.
+    with a one-line reason, then ``on_error`` runs.  :func:`stop` asks the
+    worker to stop at the next yield.  superqt's worker does not close the
+    generator when it stops, and closing it from the main thread while it runs
+    would raise, so callers close it in ``on_finish`` (it is kept on the worker
+    as ``_napari_unet_gen``) to run its ``finally`` blocks.
 
     Returns
     -------
@@ -35,7 +37,7 @@ def start_generator(
         return (yield from gen)
 
     worker = GeneratorWorker(_work)
-    worker._napari_unet_gen = gen  # closed by stop()
+    worker._napari_unet_gen = gen  # closed by the caller in on_finish
     if on_yield is not None:
         worker.yielded.connect(on_yield)
     if on_return is not None:

@@ -1,0 +1,104 @@
+"""Is the Qt event loop ever blocked while Segment predicts in its worker?
+
+A QTimer with a 10 ms interval records when it fires; the longest gap between
+two firings while the prediction runs is how long the window could not react.
+The same timer is first measured for a few seconds with nothing running (the
+baseline resolution on this machine).  Prediction: the shipped default model on
+a 2048x2048 image (the nuclei sample mirrored), started from the Segment
+widget exactly as the Run button does, in a real viewer.
+
+Run on a virtual display::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_event_loop_predict.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import napari
+import numpy as np
+from bench_threshold import big_image
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import QApplication
+
+from napari_unet.core.model import load_model
+from napari_unet.gui.segment_widget import SegmentWidget
+from napari_unet.gui.session import get_session
+
+
+def gaps_ms(ticks: list[float]) -> np.ndarray:
+    return np.diff(np.asarray(ticks)) * 1e3
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--idle-seconds", type=float, default=3.0)
+    args = parser.parse_args()
+
+    app = QApplication.instance() or napari.qt.get_qapp()
+    viewer = napari.Viewer(show=True)
+    viewer.add_image(big_image(), name="nuclei")
+    widget = SegmentWidget(viewer)
+    viewer.window.add_dock_widget(widget, name="Segment")
+    get_session(viewer).set_model(load_model("default"), "default")
+    widget.device_combo.setCurrentIndex(widget.device_combo.findData("cpu"))
+
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+
+    end = time.perf_counter() + 2.0  # let the window finish its first paints
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+    timer.start()
+    end = time.perf_counter() + args.idle_seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.001)
+    idle = gaps_ms(ticks)
+
+    ticks.clear()
+    start = time.perf_counter()
+    marks: dict[str, float] = {}
+    worker = widget.run()
+
+    def on_yield(event) -> None:
+        if event.step == event.total:  # the last batch of tiles is done
+            marks.setdefault("result", time.perf_counter())
+
+    worker.yielded.connect(on_yield)
+    while widget.worker is not None:
+        app.processEvents()
+        time.sleep(0.001)
+    elapsed = time.perf_counter() - start
+    timer.stop()
+    busy = gaps_ms(ticks)
+    assert "nuclei mask" in viewer.layers
+
+    # Where the longest gaps were: while the worker computed, or while the
+    # main thread showed the result (adding two 2048x2048 layers).
+    result_at = marks.get("result", float("inf")) - start
+    for k in np.argsort(busy)[::-1][:5]:
+        at = ticks[k] - start
+        phase = "showing result" if at >= result_at - 1e-3 else "worker predicting"
+        print(f"  gap {busy[k]:6.1f} ms starting at {at:6.2f} s ({phase})")
+    during = busy[np.asarray(ticks[:-1]) - start < result_at - 1e-3]
+
+    for name, gaps in (("idle", idle), ("during prediction", busy)):
+        print(
+            f"{name:18s}: {len(gaps) + 1:5d} ticks, gap median {statistics.median(gaps):5.1f} ms, "
+            f"p99 {np.percentile(gaps, 99):6.1f} ms, max {gaps.max():6.1f} ms"
+        )
+    print(f"prediction (default model, 2048x2048, cpu) took {elapsed:.1f} s")
+    print(f"longest gap while the worker predicted: {during.max():.1f} ms (target < 100 ms)")
+    print(f"longest gap overall, result display included: {busy.max():.1f} ms")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

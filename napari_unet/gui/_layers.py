@@ -1,0 +1,138 @@
+"""Layer lookup helpers shared by the widgets: a self-refreshing layer combo and names."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import QComboBox, QWidget
+
+# Suffixes the plugin gives to layers it derives from an image layer; used to
+# find the image a mask belongs to.
+MASK_SUFFIXES = (" mask", " ground truth", " probability")
+
+
+class LayerCombo(QComboBox):
+    """A combo box of the viewer's layers of one type that follows the layer list.
+
+    It refreshes when layers are added, removed, moved or renamed and keeps
+    the current choice when it still exists.
+
+    Parameters
+    ----------
+    viewer
+        The napari viewer whose layers are listed.
+    layer_type
+        The layer class to list (for example ``napari.layers.Labels``).
+    parent
+        Optional parent widget.
+    exclude
+        Layers for which this returns True are not listed.
+    """
+
+    def __init__(
+        self,
+        viewer: Any,
+        layer_type: type,
+        parent: QWidget | None = None,
+        exclude: Callable[[Any], bool] | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._viewer = viewer
+        self._type = layer_type
+        self._exclude = exclude
+        layers = viewer.layers
+        layers.events.inserted.connect(self._on_inserted)
+        layers.events.removed.connect(self.refresh)
+        layers.events.moved.connect(self.refresh)
+        for layer in layers:
+            layer.events.name.connect(self.refresh)
+        self.refresh()
+
+    def _on_inserted(self, event: Any = None) -> None:
+        layer = getattr(event, "value", None)
+        if layer is not None:
+            layer.events.name.connect(self.refresh)
+        self.refresh()
+
+    def layers(self) -> list[Any]:
+        """Return the viewer's layers of this combo's type, in list order."""
+        return [
+            layer
+            for layer in self._viewer.layers
+            if isinstance(layer, self._type) and not (self._exclude and self._exclude(layer))
+        ]
+
+    def refresh(self, event: Any = None) -> None:
+        """Rebuild the items from the layer list, keeping the current choice."""
+        current = self.currentText()
+        names = [layer.name for layer in self.layers()]
+        self.blockSignals(True)
+        try:
+            self.clear()
+            self.addItems(names)
+            if current in names:
+                self.setCurrentText(current)
+        finally:
+            self.blockSignals(False)
+        if self.currentText() != current:
+            self.currentIndexChanged.emit(self.currentIndex())
+
+    def layer(self) -> Any | None:
+        """Return the chosen layer, or ``None`` when there is none."""
+        name = self.currentText()
+        if not name or name not in self._viewer.layers:
+            return None
+        layer = self._viewer.layers[name]
+        return layer if isinstance(layer, self._type) else None
+
+    def set_layer(self, layer_or_name: Any) -> None:
+        """Choose a layer (object or name); unknown names are ignored."""
+        name = getattr(layer_or_name, "name", layer_or_name)
+        index = self.findText(str(name))
+        if index >= 0:
+            self.setCurrentIndex(index)
+
+
+def layer_array(layer: Any) -> np.ndarray:
+    """Return a numpy copy of a layer's data (level 0 for a multiscale layer).
+
+    Workers get this copy, never the layer itself.
+    """
+    data = layer.data[0] if getattr(layer, "multiscale", False) else layer.data
+    return np.array(data, copy=True)
+
+
+def fresh_name(viewer: Any, base: str) -> str:
+    """Return ``base`` if no layer has it, else ``"base [n]"`` with the first free n >= 2."""
+    if base not in viewer.layers:
+        return base
+    n = 2
+    while f"{base} [{n}]" in viewer.layers:
+        n += 1
+    return f"{base} [{n}]"
+
+
+def image_name_for(mask_name: str) -> str:
+    """Guess the image layer name a derived layer belongs to (``"x mask [2]"`` -> ``"x"``)."""
+    name = mask_name
+    if name.endswith("]") and " [" in name:
+        name = name[: name.rindex(" [")]
+    for suffix in MASK_SUFFIXES:
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def spatial_transform(image_layer: Any, ndim: int) -> dict[str, Any]:
+    """Return ``scale`` and ``translate`` of an image layer for a derived layer of ``ndim`` axes.
+
+    An RGB layer's channel axis is not a layer axis, so the image's own
+    scale applies as it is; other mismatches fall back to napari's defaults.
+    """
+    scale = tuple(image_layer.scale)
+    translate = tuple(image_layer.translate)
+    if len(scale) != ndim:
+        return {}
+    return {"scale": scale, "translate": translate}

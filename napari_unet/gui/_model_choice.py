@@ -1,0 +1,137 @@
+"""The model combo of the Segment widget: shipped default, session model, files.
+
+The model the user segments with becomes the session's active model (what
+Fine-tune starts from).  A model that arrives from elsewhere (a fine-tune) is
+kept as the "session model" entry even after another one is chosen, so a
+fine-tuned network is never lost by picking the default to compare.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from napari.utils.notifications import show_error
+from qtpy.QtWidgets import QComboBox, QFileDialog, QWidget
+
+from napari_unet.core.errors import InputError
+
+DEFAULT = "default"
+SESSION = "session"
+FROM_FILE = "from file..."
+MODEL_FILTER = "napari-unet models (*.pt);;All files (*)"
+
+
+class ModelChoice:
+    """A combo box of models and the models behind its entries.
+
+    Parameters
+    ----------
+    session
+        The viewer's session; its ``model_changed`` signal adds the session
+        model entry.
+    parent
+        The widget that owns the combo (parent of the file dialog).
+    """
+
+    def __init__(self, session: Any, parent: QWidget) -> None:
+        self.session = session
+        self._parent = parent
+        self._models: dict[str, Any] = {}  # "default" and file paths -> loaded model
+        self._session_model: Any | None = None
+        self._setting = False  # our own set_model calls are not "from elsewhere"
+        self.combo = QComboBox(parent)
+        self.combo.addItem("default (shipped)", DEFAULT)
+        self.combo.addItem(FROM_FILE, FROM_FILE)
+        self._last_index = 0
+        self.combo.activated.connect(self._on_activated)
+        session.model_changed.connect(self._on_model_changed)
+        if session.model is not None and session.model_label != DEFAULT:
+            self._on_model_changed(session.model_label)
+
+    def _on_activated(self, index: int) -> None:
+        if self.combo.itemData(index) == FROM_FILE:
+            path, _ = QFileDialog.getOpenFileName(self._parent, "Open a model", "", MODEL_FILTER)
+            if not path or not self.load_file(path):
+                self.combo.setCurrentIndex(self._last_index)
+            return
+        self._last_index = index
+
+    def load_file(self, path: str | Path) -> bool:
+        """Load a model file and select it; show a notification when it is not a model.
+
+        Parameters
+        ----------
+        path
+            A ``.pt`` file written by napari-unet.
+
+        Returns
+        -------
+        bool
+            Whether the model loaded.
+        """
+        from napari_unet.core.model import load_model
+
+        key = str(Path(path).expanduser().resolve())
+        try:
+            self._models[key] = load_model(key)
+        except InputError as exc:
+            show_error(f"Segment: {exc}")
+            return False
+        index = self.combo.findData(key)
+        if index < 0:
+            index = self.combo.count() - 1  # before "from file..."
+            self.combo.insertItem(index, f"file: {Path(key).name}", key)
+            self.combo.setItemData(index, key, 3)  # tooltip: the full path
+        self.combo.setCurrentIndex(index)
+        self._last_index = index
+        return True
+
+    def select_default(self) -> None:
+        """Choose the shipped default model."""
+        self.combo.setCurrentIndex(self.combo.findData(DEFAULT))
+        self._last_index = self.combo.currentIndex()
+
+    def _on_model_changed(self, label: str) -> None:
+        if self._setting or label == DEFAULT or self.session.model is None:
+            return
+        self._session_model = self.session.model
+        text = f"session model: {label}"
+        index = self.combo.findData(SESSION)
+        if index < 0:
+            self.combo.insertItem(1, text, SESSION)
+            index = 1
+        else:
+            self.combo.setItemText(index, text)
+        self.combo.setCurrentIndex(index)
+        self._last_index = index
+
+    def model(self) -> Any:
+        """Return the chosen model, loading it on first use, and make it the session's.
+
+        Raises
+        ------
+        InputError
+            The model cannot be loaded.
+        """
+        from napari_unet.core.model import load_model
+
+        choice = self.combo.currentData()
+        if choice == SESSION and self._session_model is not None:
+            model, label = self._session_model, self.combo.currentText()[len("session model: ") :]
+        elif choice in (DEFAULT, SESSION, FROM_FILE, None):
+            if DEFAULT not in self._models:
+                if self.session.model is not None and self.session.model_label == DEFAULT:
+                    self._models[DEFAULT] = self.session.model
+                else:
+                    self._models[DEFAULT] = load_model(DEFAULT)
+            model, label = self._models[DEFAULT], DEFAULT
+        else:
+            model, label = self._models[choice], f"file: {Path(choice).name}"
+        if self.session.model is not model:
+            self._setting = True
+            try:
+                self.session.set_model(model, label)
+            finally:
+                self._setting = False
+        return model

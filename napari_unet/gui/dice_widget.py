@@ -1,0 +1,309 @@
+"""Dice vs ground truth: score a prediction layer against a ground-truth Labels layer.
+
+The prediction is a mask (Labels layer) or a probability map (Image layer,
+thresholded at the session's threshold).  The table lists Dice, IoU and object
+F1 at IoU 0.5 (per slice for stacks, then the mean), from
+:func:`napari_unet.core.metrics.scores_per_slice`.  When probabilities are at
+hand (an Image prediction, or a mask whose probabilities Segment cached) the
+Dice-versus-threshold curve of :func:`~napari_unet.core.metrics.dice_sweep`
+is drawn with its best threshold; "Use best threshold" sets the session's
+threshold, which moves Segment's slider.
+
+The table follows the threshold slider, Segment's rewrites of the mask and
+edits of either layer; updates are debounced so a slider drag or a paint
+stroke costs one computation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils.notifications import show_error
+from qtpy.QtCore import QTimer
+from qtpy.QtWidgets import (
+    QAbstractItemView,
+    QFormLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from napari_unet.core.errors import InputError
+from napari_unet.gui._layers import LayerCombo
+from napari_unet.gui.plot import CurvePlot
+from napari_unet.gui.session import get_session
+
+if TYPE_CHECKING:
+    import napari
+
+DEBOUNCE_MS = 80
+COLUMNS = ("slice", "Dice", "IoU", "object F1")
+_KEYS = ("dice", "iou", "f1")
+
+
+class DiceWidget(QWidget):
+    """Dice, IoU and object F1 of a prediction against ground truth, live.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose layers are compared.
+
+    Attributes
+    ----------
+    rows : list of dict
+        The last computed per-slice scores (see ``scores_per_slice``).
+    mean : dict or None
+        Their means.
+    sweep : tuple or None
+        ``(thresholds, dices, best_threshold, best_dice)`` of the last curve.
+    error : str
+        The last error message ("" when the last computation succeeded).
+    computations : int
+        How many times the scores were computed.
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = get_session(napari_viewer)
+        self.rows: list[dict] = []
+        self.mean: dict | None = None
+        self.sweep: tuple | None = None
+        self.error = ""
+        self.computations = 0
+        self._sweep_key: tuple | None = None
+        self._truth_version = 0
+        self._watched: list[Any] = []
+
+        self.pred_combo = LayerCombo(napari_viewer, (Labels, Image), self)
+        self.pred_combo.setToolTip("A mask (Labels) or a probability map (Image).")
+        self.truth_combo = LayerCombo(napari_viewer, Labels, self)
+        self.compute_button = QPushButton("Compute")
+        self.best_button = QPushButton("Use best threshold")
+        self.best_button.setEnabled(False)
+        self.best_button.setToolTip("Set the Segment threshold slider to the best threshold.")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.setMinimumHeight(60)
+        self.table.setMaximumHeight(200)
+        self.plot = CurvePlot("threshold", "Dice", parent=self)
+        self.plot.axes.set_xlim(0.0, 1.0)
+        self.plot.axes.set_ylim(0.0, 1.02)
+        self.status = QLabel("Choose a prediction and a ground-truth layer.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Prediction", self.pred_combo)
+        form.addRow("Ground truth", self.truth_combo)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.compute_button)
+        buttons.addWidget(self.best_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.table)
+        layout.addWidget(self.plot, 1)
+        layout.addWidget(self.status)
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(DEBOUNCE_MS)
+        self._timer.timeout.connect(lambda: self.compute(notify=False))
+
+        self.compute_button.clicked.connect(lambda: self.compute(notify=True))
+        self.best_button.clicked.connect(self.use_best_threshold)
+        self.pred_combo.currentIndexChanged.connect(self._on_choice_changed)
+        self.truth_combo.currentIndexChanged.connect(self._on_choice_changed)
+        napari_viewer.layers.events.inserted.connect(self._guess_layers)
+        self.session.threshold_changed.connect(self._on_threshold)
+        self.session.prediction_changed.connect(self._on_prediction_changed)
+        self._guess_layers()
+        self._on_choice_changed()
+
+    # ------------------------------------------------------------ choices
+    def _guess_layers(self, event: Any = None) -> None:
+        """Offer a likely pair: a predicted mask and a layer named like ground truth."""
+        names = [layer.name for layer in self.truth_combo.layers()]
+        truth = self.truth_combo.currentText()
+        if "ground truth" not in truth:
+            for name in names:
+                if "ground truth" in name:
+                    self.truth_combo.set_layer(name)
+                    break
+        pred = self.pred_combo.currentText()
+        if pred in ("", self.truth_combo.currentText()):
+            masks = [n for n in self.session.predictions if n in self.viewer.layers]
+            others = [
+                layer.name
+                for layer in self.pred_combo.layers()
+                if layer.name != self.truth_combo.currentText()
+            ]
+            choice = (masks or others or [None])[-1 if masks else 0]
+            if choice is not None:
+                self.pred_combo.set_layer(choice)
+
+    def _on_choice_changed(self, _index: int = -1) -> None:
+        for layer in self._watched:
+            layer.events.data.disconnect(self._on_layer_edit)
+            if isinstance(layer, Labels):
+                layer.events.paint.disconnect(self._on_layer_edit)
+        self._watched = [
+            layer
+            for layer in {
+                id(x): x for x in (self.pred_combo.layer(), self.truth_combo.layer())
+            }.values()
+            if layer is not None
+        ]
+        for layer in self._watched:
+            layer.events.data.connect(self._on_layer_edit)
+            if isinstance(layer, Labels):
+                layer.events.paint.connect(self._on_layer_edit)
+        self._sweep_key = None
+        self.schedule()
+
+    def _on_layer_edit(self, event: Any = None) -> None:
+        source = getattr(event, "source", None)
+        if source is not None and source is self.truth_combo.layer():
+            self._truth_version += 1
+        self.schedule()
+
+    def _on_threshold(self, value: float) -> None:
+        self.schedule()
+
+    def _on_prediction_changed(self, mask_name: str) -> None:
+        if mask_name == self.pred_combo.currentText():
+            self.schedule()
+
+    def schedule(self) -> None:
+        """Recompute after a short quiet period (coalesces drags and strokes)."""
+        self._timer.start()
+
+    # ------------------------------------------------------------ compute
+    def _prediction(self, layer: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """Return ``(mask, probabilities or None)`` for a prediction layer."""
+        from napari_unet.core.postprocess import mask_from_proba
+
+        data = np.asarray(layer.data)
+        if isinstance(layer, Image):
+            if getattr(layer, "rgb", False) or data.dtype.kind != "f":
+                raise InputError(
+                    f"'{layer.name}' is not a probability map; choose a mask or a "
+                    "probability layer as the prediction"
+                )
+            return mask_from_proba(data, self.session.threshold), data
+        record = self.session.predictions.get(layer.name)
+        prob = record.prob if record is not None and record.prob.shape == data.shape else None
+        return data, prob
+
+    def compute(self, notify: bool = True) -> bool:
+        """Score the chosen prediction against the chosen ground truth and show it.
+
+        Parameters
+        ----------
+        notify
+            Also show an error as a napari notification (for a button press);
+            automatic updates only show it in the widget.
+
+        Returns
+        -------
+        bool
+            Whether the scores were computed.
+        """
+        from napari_unet.core.metrics import dice_sweep, scores_per_slice
+
+        self._timer.stop()
+        pred_layer, truth_layer = self.pred_combo.layer(), self.truth_combo.layer()
+        try:
+            if pred_layer is None or truth_layer is None:
+                raise InputError(
+                    "choose a prediction layer (mask or probabilities) and a ground-truth "
+                    "Labels layer"
+                )
+            if pred_layer is truth_layer:
+                raise InputError("the prediction and the ground truth are the same layer")
+            truth = np.asarray(truth_layer.data)
+            pred, prob = self._prediction(pred_layer)
+            if pred.shape != truth.shape:
+                raise InputError(
+                    f"ground truth '{truth_layer.name}' has shape {truth.shape} but prediction "
+                    f"'{pred_layer.name}' has {pred.shape}; choose the ground truth of this image"
+                )
+            rows, mean = scores_per_slice(pred, truth)
+            key = (id(prob), truth_layer.name, self._truth_version)
+            if prob is None:
+                self.sweep = None
+            elif key != self._sweep_key or self.sweep is None:
+                self.sweep = dice_sweep(prob, truth)
+            self._sweep_key = key
+        except InputError as exc:
+            self._show_error(str(exc), notify)
+            return False
+        self.error = ""
+        self.rows, self.mean = rows, mean
+        self.computations += 1
+        self._fill_table(rows, mean, stack=pred.ndim == 3)
+        self._draw_sweep()
+        text = f"'{pred_layer.name}' vs '{truth_layer.name}': mean Dice {mean['dice']:.3f}"
+        if isinstance(pred_layer, Image):
+            text += f" at threshold {self.session.threshold:.3f}"
+        self.status.setText(text + ".")
+        return True
+
+    def _show_error(self, message: str, notify: bool) -> None:
+        self.error = message
+        self.rows, self.mean, self.sweep = [], None, None
+        self.table.setRowCount(0)
+        self.plot.clear_curves()
+        self.best_button.setEnabled(False)
+        self.status.setText(f"Error: {message}")
+        if notify:
+            show_error(f"Dice vs ground truth: {message}")
+
+    def _fill_table(self, rows: list[dict], mean: dict, *, stack: bool) -> None:
+        lines = [(str(row["slice"]) if stack else "image", row) for row in rows]
+        if stack:
+            lines.append(("mean", mean))
+        self.table.setRowCount(len(lines))
+        for r, (label, values) in enumerate(lines):
+            self.table.setItem(r, 0, QTableWidgetItem(label))
+            for c, key in enumerate(_KEYS, start=1):
+                self.table.setItem(r, c, QTableWidgetItem(f"{values[key]:.4f}"))
+
+    def _draw_sweep(self) -> None:
+        if self.sweep is None:
+            self.plot.clear_curves()
+            self.best_button.setEnabled(False)
+            return
+        thresholds, dices, best_t, best_d = self.sweep
+        self.plot.set_curve("Dice", thresholds, dices, color="#4fc3f7")
+        self.plot.set_marker("best", best_t, best_d)
+        self.plot.set_marker("current", self.session.threshold, color="#9e9e9e")
+        self.best_button.setEnabled(True)
+        self.best_button.setText(f"Use best threshold ({best_t:.2f}, Dice {best_d:.3f})")
+
+    # ------------------------------------------------------------ actions
+    def use_best_threshold(self) -> float | None:
+        """Set the session threshold (and so Segment's slider) to the curve's best.
+
+        Returns
+        -------
+        float or None
+            The threshold set, or None when there is no curve.
+        """
+        if self.sweep is None:
+            show_error("Dice vs ground truth: no Dice-vs-threshold curve; choose probabilities.")
+            return None
+        best = float(self.sweep[2])
+        self.session.set_threshold(best)
+        return best

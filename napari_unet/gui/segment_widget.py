@@ -1,0 +1,417 @@
+"""Segment: run the U-Net on an image layer, then threshold its cached probabilities live.
+
+The network runs once per Run, in a napari thread worker.  The threshold
+slider, the minimum object size, fill holes and the separate-labels toggle only
+rewrite the mask layer's data in place from the probabilities cached in the
+session's :class:`~napari_unet.gui.session.PredictionRecord`.
+
+A mask that a person has corrected is never rewritten: neither by Run nor by
+the slider.  Both then write a new mask layer (``"<image> mask [2]"``) from the
+same probabilities and leave the corrected one as it is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from napari.layers import Image, Labels
+from napari.utils import progress
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import Qt, QTimer
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+from superqt import QLabeledDoubleSlider
+
+from napari_unet.core.errors import InputError
+from napari_unet.core.inference import DEFAULT_TILE_SIZE
+from napari_unet.gui._layers import LayerCombo, fresh_name, layer_array, spatial_transform
+from napari_unet.gui._mask_tracker import MaskSettings, MaskTracker, check_content
+from napari_unet.gui._model_choice import ModelChoice
+from napari_unet.gui.session import PredictionRecord, get_session
+from napari_unet.gui.workers import start_generator, stop
+
+if TYPE_CHECKING:
+    import napari
+    from napari.qt.threading import GeneratorWorker
+
+
+class SegmentWidget(QWidget):
+    """Predict probabilities and a mask for an image layer; threshold them live.
+
+    Parameters
+    ----------
+    napari_viewer
+        The viewer whose image layers are segmented.
+
+    Attributes
+    ----------
+    worker : GeneratorWorker or None
+        The running prediction, if any.
+    updates_applied : int
+        How many mask rewrites the threshold controls have caused (drags are
+        coalesced: many slider moves give one rewrite per event-loop turn).
+    """
+
+    def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.session = get_session(napari_viewer)
+        self.worker: GeneratorWorker | None = None
+        self.updates_applied = 0
+        self._progress: progress | None = None
+        self._pending: float | None = None
+        self._last_model: Any | None = None
+        self._gen: Any | None = None
+
+        # Probability maps are Image layers too, but not images to segment.
+        self.image_combo = LayerCombo(napari_viewer, Image, self, exclude=self._is_probability)
+        self.model_choice = ModelChoice(self.session, self)
+        self.device_combo = QComboBox()
+        self._fill_devices()
+        self.tile_spin = QSpinBox()
+        self.tile_spin.setRange(64, 4096)
+        self.tile_spin.setSingleStep(64)
+        self.tile_spin.setValue(DEFAULT_TILE_SIZE)
+        self.tile_spin.setSuffix(" px")
+        self.run_button = QPushButton("Run")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setEnabled(False)
+
+        self.threshold_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.threshold_slider.setRange(0.0, 1.0)
+        self.threshold_slider.setDecimals(3)
+        self.threshold_slider.setSingleStep(0.01)
+        self.threshold_slider.setValue(self.session.threshold)
+        self.min_size_spin = QSpinBox()
+        self.min_size_spin.setRange(0, 1_000_000)
+        self.min_size_spin.setSuffix(" px")
+        self.fill_holes_check = QCheckBox("Fill holes")
+        self.separate_check = QCheckBox("Show objects as separate labels")
+        self.status = QLabel("Choose an image layer and press Run.")
+        self.status.setWordWrap(True)
+
+        form = QFormLayout()
+        form.addRow("Image", self.image_combo)
+        form.addRow("Model", self.model_choice.combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Tile size", self.tile_spin)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.run_button)
+        buttons.addWidget(self.cancel_button)
+        form.addRow(buttons)
+        form.addRow("Threshold", self.threshold_slider)
+        form.addRow("Min object size", self.min_size_spin)
+        form.addRow(self.fill_holes_check)
+        form.addRow(self.separate_check)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.status)
+        layout.addStretch(1)
+
+        # One zero-delay single-shot timer coalesces drags: however many values
+        # arrive before the event loop turns, only the latest is applied.
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._apply_pending)
+
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.threshold_slider.valueChanged.connect(self._schedule)
+        self.min_size_spin.valueChanged.connect(self._schedule_current)
+        self.fill_holes_check.toggled.connect(self._schedule_current)
+        self.separate_check.toggled.connect(self._schedule_current)
+        self.session.threshold_changed.connect(self._on_session_threshold)
+        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
+        self.session.busy_changed.connect(self._update_enabled)
+
+    # ----------------------------------------------------------------- setup
+    def _is_probability(self, layer: Any) -> bool:
+        return any(r.prob_layer == layer.name for r in self.session.predictions.values())
+
+    def _fill_devices(self) -> None:
+        from napari_unet.core.model import available_devices
+
+        for value, label in available_devices():
+            self.device_combo.addItem(label, value)
+        index = self.device_combo.findData(self.session.device)
+        self.device_combo.setCurrentIndex(max(index, 0))
+
+    def _update_enabled(self, _busy: Any = None) -> None:
+        running = self.worker is not None
+        self.run_button.setEnabled(not running and not self.session.busy)
+        self.cancel_button.setEnabled(running)
+        for widget in (self.image_combo, self.model_choice.combo, self.device_combo):
+            widget.setEnabled(not running)
+        self.tile_spin.setEnabled(not running)
+
+    # ------------------------------------------------------------ prediction
+    def run(self) -> GeneratorWorker | None:
+        """Predict the chosen image layer in a worker.
+
+        Returns
+        -------
+        GeneratorWorker or None
+            The started worker, or None when nothing was started (an error
+            notification says why).
+        """
+        from napari_unet.core.inference import is_rgb, iter_predict_proba
+
+        if self.worker is not None:
+            show_info("Segment: a prediction is already running; wait or press Cancel.")
+            return None
+        layer = self.image_combo.layer()
+        if layer is None:
+            show_error("Segment: no image layer chosen; load an image or pick one in 'Image'.")
+            return None
+        try:
+            model = self.model_choice.model()
+        except InputError as exc:
+            show_error(f"Segment: {exc}")
+            return None
+        image = layer_array(layer)
+        if is_rgb(image) and model.config.in_channels == 1:
+            show_info(
+                f"Segment: '{layer.name}' is RGB; converted to grey for the 1-channel model."
+            )
+        device = self.device_combo.currentData() or "auto"
+        self.session.device = device
+        gen = iter_predict_proba(image, model, tile_size=self.tile_spin.value(), device=device)
+        # A newly chosen model brings its own tuned threshold; the same model
+        # again keeps whatever the user set on the slider.
+        threshold = None if model is self._last_model else float(model.threshold)
+        self._last_model = model
+        target = {
+            "image": layer.name,
+            "transform": spatial_transform(layer, layer.ndim),
+            "threshold": threshold,
+        }
+        self._progress = progress(total=0, desc=f"Segment {layer.name}")
+        self.status.setText(f"Predicting '{layer.name}'...")
+        self.session.begin_work()
+        self._gen = gen
+        self.worker = start_generator(
+            gen,
+            on_yield=self._on_progress,
+            on_return=lambda prob: self._on_result(prob, target),
+            on_error=self._on_error,
+            on_finish=self._on_finish,
+        )
+        self._update_enabled()
+        return self.worker
+
+    def cancel(self) -> None:
+        """Stop the running prediction between two batches of tiles."""
+        if self.worker is not None:
+            self.status.setText("Cancelling...")
+            stop(self.worker)
+
+    def _on_progress(self, event: Any) -> None:
+        bar = self._progress
+        if bar is None or not hasattr(event, "total"):
+            return
+        if bar.total != event.total:
+            bar.total = event.total
+        bar.update(event.step - bar.n)
+        bar.set_description(event.message or "Segment")
+
+    def _on_error(self, exc: BaseException) -> None:
+        # The notification with the reason comes from the worker adapter.
+        self.status.setText("Prediction failed; see the notification.")
+
+    def _on_finish(self) -> None:
+        worker, self.worker = self.worker, None
+        if worker is not None and worker.abort_requested:
+            self.status.setText("Prediction cancelled; no layer was changed.")
+        gen, self._gen = self._gen, None
+        if gen is not None:
+            # The worker thread is done, so closing the generator here is safe
+            # and runs its cleanup now rather than at garbage collection.
+            gen.close()
+        if self._progress is not None:
+            self._progress.close()
+            self._progress = None
+        self.session.end_work()
+        self._update_enabled()
+
+    def _on_result(self, prob: np.ndarray, target: dict[str, Any]) -> None:
+        """Show a finished prediction: probability layer, mask layer and record."""
+        image = target["image"]
+        if target["threshold"] is not None:
+            self.threshold_slider.blockSignals(True)
+            self.threshold_slider.setValue(target["threshold"])
+            self.threshold_slider.blockSignals(False)
+        if len(target["transform"].get("scale", prob.shape)) != prob.ndim:
+            target["transform"] = {}
+        prob_name = f"{image} probability"
+        prob_layer = self._layer(prob_name, Image)
+        if prob_layer is not None and prob_layer.data.shape == prob.shape:
+            prob_layer.data = prob
+        else:
+            prob_layer = self.viewer.add_image(
+                prob,
+                name=fresh_name(self.viewer, prob_name),
+                colormap="magma",
+                contrast_limits=(0.0, 1.0),
+                blending="additive",
+                **target["transform"],
+            )
+        record = self.latest_record(image)
+        mask_layer = self._layer(record.mask_layer, Labels) if record else None
+        corrected = record is not None and self._is_corrected(record, content=True)
+        if record is not None and mask_layer is not None and not corrected:
+            record.prob = prob
+            record.prob_layer = prob_layer.name
+        else:
+            if record is not None and mask_layer is not None:
+                show_info(
+                    f"Segment: '{record.mask_layer}' holds corrections and is kept; "
+                    "the new mask is a new layer."
+                )
+            record, mask_layer = self._new_mask_layer(image, prob, prob_layer.name, target)
+        self._write_mask(mask_layer, record)
+        self.status.setText(
+            f"'{image}': probabilities in '{prob_layer.name}', mask in '{mask_layer.name}'."
+        )
+        self.image_combo.refresh()  # the probability layer is now known as one
+        self.session.set_threshold(self.threshold_slider.value())
+        self.session.prediction_changed.emit(mask_layer.name)
+
+    # --------------------------------------------------------------- records
+    def _on_layer_removed(self, event: Any = None) -> None:
+        # A deleted mask layer frees its cached probabilities.
+        for name, record in list(self.session.predictions.items()):
+            if record.mask_layer not in self.viewer.layers:
+                del self.session.predictions[name]
+
+    def latest_record(self, image: str) -> PredictionRecord | None:
+        """Return the newest prediction of image layer ``image`` whose mask layer still exists."""
+        for record in reversed(list(self.session.predictions.values())):
+            if record.image_layer == image and record.mask_layer in self.viewer.layers:
+                return record
+        return None
+
+    def _layer(self, name: str, kind: type) -> Any | None:
+        if name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
+            return self.viewer.layers[name]
+        return None
+
+    def _is_corrected(self, record: PredictionRecord, content: bool = False) -> bool:
+        """Whether the record's mask layer holds edits.
+
+        Paint-history edits mark the record at once; ``content`` also
+        compares the pixels with the model's output (a full rebuild, so only
+        before a new prediction, never on a slider move).
+        """
+        layer = self._layer(record.mask_layer, Labels)
+        if content and layer is not None:
+            return check_content(record, layer)
+        return record.corrected
+
+    def _new_mask_layer(
+        self, image: str, prob: np.ndarray, prob_layer: str, target: dict[str, Any]
+    ) -> tuple[PredictionRecord, Any]:
+        name = fresh_name(self.viewer, f"{image} mask")
+        layer = self.viewer.add_labels(
+            np.zeros(prob.shape, dtype=np.uint8), name=name, **target["transform"]
+        )
+        record = PredictionRecord(
+            image_layer=image, prob_layer=prob_layer, mask_layer=name, prob=prob
+        )
+        self.session.predictions[name] = record
+        # The tracker lives as long as the layer (its event callbacks hold it).
+        MaskTracker(self.session, layer, record)
+        return record, layer
+
+    # ------------------------------------------------------- live threshold
+    @property
+    def pending_updates(self) -> int:
+        """Mask rewrites waiting for the event loop: 0 or 1, never more."""
+        return int(self._timer.isActive())
+
+    def _schedule(self, value: float) -> None:
+        self._pending = float(value)
+        if not self._timer.isActive():
+            self._timer.start()
+
+    def _schedule_current(self, *_: Any) -> None:
+        self._schedule(self.threshold_slider.value())
+
+    def _on_session_threshold(self, value: float) -> None:
+        # Another widget (e.g. the Dice widget's best threshold) moved it.
+        if not np.isclose(value, self.threshold_slider.value(), atol=1e-6):
+            self.threshold_slider.setValue(value)
+
+    def _apply_pending(self) -> None:
+        value, self._pending = self._pending, None
+        if value is not None:
+            self.apply_threshold(value)
+
+    def apply_threshold(self, value: float | None = None) -> Any | None:
+        """Rewrite the chosen image's mask layer from its cached probabilities.
+
+        Never runs the network and never rewrites a corrected mask: when the
+        mask holds corrections, a new mask layer is made from the same
+        probabilities and used from then on.
+
+        Parameters
+        ----------
+        value
+            Threshold in [0, 1]; the slider's value by default.
+
+        Returns
+        -------
+        napari.layers.Labels or None
+            The mask layer that was written, or None when the image has no
+            prediction yet.
+        """
+        value = self.threshold_slider.value() if value is None else float(value)
+        layer = self.image_combo.layer()
+        record = self.latest_record(layer.name) if layer is not None else None
+        mask_layer = None
+        if record is not None:
+            mask_layer = self._layer(record.mask_layer, Labels)
+            if self._is_corrected(record):
+                show_info(
+                    f"Segment: '{record.mask_layer}' holds corrections and is kept; "
+                    "the threshold now acts on a new mask layer."
+                )
+                transform = spatial_transform(mask_layer, mask_layer.ndim)
+                record, mask_layer = self._new_mask_layer(
+                    record.image_layer, record.prob, record.prob_layer, {"transform": transform}
+                )
+            self._write_mask(mask_layer, record, value)
+            self.updates_applied += 1
+        self.session.set_threshold(value)
+        if mask_layer is not None:
+            self.session.prediction_changed.emit(mask_layer.name)
+        return mask_layer
+
+    def _write_mask(
+        self, layer: Any, record: PredictionRecord, value: float | None = None
+    ) -> None:
+        """Write the mask into ``layer`` in place (same array when dtypes allow), redraw it."""
+        settings = MaskSettings(
+            threshold=self.threshold_slider.value() if value is None else float(value),
+            min_size=self.min_size_spin.value(),
+            fill_holes=self.fill_holes_check.isChecked(),
+            separate=self.separate_check.isChecked(),
+        )
+        data = layer.data
+        written = settings.render(record.prob, out=data)
+        if written is data:
+            # The shape is unchanged, so the extent need not be recomputed.
+            layer.refresh(extent=False)
+        else:
+            layer.data = written  # dtype changed (separate labels toggled)
+        record.settings = settings

@@ -1,0 +1,120 @@
+"""Screenshots of every napari-unet widget at work, for the README.
+
+Run on a display or a virtual one:
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python scripts/screenshots.py
+
+It opens the nuclei sample, segments it with the shipped model, moves the
+threshold, accepts the mask, fine-tunes for a few epochs, shows the weight map
+and the Dice table, and saves one PNG per widget (plus the whole window) in
+docs/screenshots/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+from napari_unet.gui.demo import open_demo
+from napari_unet.gui.session import get_session
+
+FILES = {
+    "Load images": "load_images.png",
+    "Segment": "segment.png",
+    "Correct masks": "correct_masks.png",
+    "Fine-tune": "fine_tune.png",
+    "Border weight map": "border_weight_map.png",
+    "Dice vs ground truth": "dice.png",
+}
+
+
+def wait(condition, timeout=600.0):
+    start = time.monotonic()
+    while not condition():
+        QApplication.processEvents()
+        time.sleep(0.02)
+        if time.monotonic() - start > timeout:
+            raise TimeoutError("gave up waiting")
+    for _ in range(10):
+        QApplication.processEvents()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument("--epochs", type=int, default=4)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    viewer = napari.Viewer(title="napari-unet", show=True)
+    viewer.window._qt_window.resize(1600, 1000)
+    widgets = open_demo(viewer)
+    session = get_session(viewer)
+    work = Path(tempfile.mkdtemp(prefix="napari-unet-shots-"))
+    docks = {
+        name: viewer.window._dock_widgets[f"{name} (napari-unet)"] for name in FILES
+    }
+
+    def shoot(name: str) -> None:
+        docks[name].raise_()
+        wait(lambda: True)
+        widgets[name].grab().save(str(args.out / FILES[name]))
+
+    shoot("Load images")
+
+    segment = widgets["Segment"]
+    segment.device_combo.setCurrentIndex(segment.device_combo.findData("cpu"))
+    segment.image_combo.set_layer("nuclei")
+    segment.run()
+    wait(lambda: segment.worker is None)
+    segment.threshold_slider.setValue(0.45)
+    wait(lambda: segment.pending_updates == 0)
+    viewer.layers["nuclei probability"].visible = False
+    shoot("Segment")
+
+    correct = widgets["Correct masks"]
+    correct.mask_combo.set_layer("nuclei mask")
+    correct.image_combo.set_layer("nuclei")
+    correct.folder_edit.setText(str(work / "accepted"))
+    mask = viewer.layers["nuclei mask"]
+    ys, xs = np.nonzero(mask.data)
+    correct.delete_at(float(ys[len(ys) // 2]), float(xs[len(xs) // 2]))
+    correct.accept()
+    shoot("Correct masks")
+
+    finetune = widgets["Fine-tune"]
+    finetune.epochs_spin.setValue(args.epochs)
+    finetune.image_combo.set_layer("nuclei")
+    finetune.start()
+    wait(lambda: finetune.worker is None and finetune.repredictor.worker is None)
+    shoot("Fine-tune")
+
+    weightmap = widgets["Border weight map"]
+    weightmap.labels_combo.set_layer("nuclei ground truth")
+    weightmap.show_weight_map()
+    name = weightmap.weight_layer_name("nuclei ground truth")
+    wait(lambda: name in viewer.layers and weightmap.worker is None)
+    shoot("Border weight map")
+    viewer.layers[name].visible = False
+
+    dice_widget = widgets["Dice vs ground truth"]
+    dice_widget.pred_combo.set_layer("nuclei probability")
+    dice_widget.truth_combo.set_layer("nuclei ground truth")
+    dice_widget.compute(notify=False)
+    shoot("Dice vs ground truth")
+
+    docks["Segment"].raise_()
+    wait(lambda: True)
+    viewer.screenshot(str(args.out / "window.png"), canvas_only=False)
+    print(f"screenshots saved in {args.out.resolve()} (session model: {session.model_label})")
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()

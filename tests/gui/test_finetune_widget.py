@@ -1,0 +1,214 @@
+"""Fine-tune widget: training in a worker, live plot, Stop, autosave, re-prediction."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from napari.utils.notifications import notification_manager
+
+from napari_unet.core.inference import predict_proba
+from napari_unet.core.metrics import dice
+from napari_unet.core.model import build_model, load_model
+from napari_unet.core.postprocess import mask_from_proba
+from napari_unet.gui.finetune_widget import FineTuneWidget
+from napari_unet.gui.session import PredictionRecord, TrainingPair, get_session
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def messages():
+    seen: list[str] = []
+
+    def record(notification):
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def cells(seed, size=64):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    image = rng.normal(20, 4, (size, size)).astype(np.float32)
+    labels = np.zeros((size, size), np.int32)
+    for i in range(1, 6):
+        cy, cx = rng.integers(8, size - 8, 2)
+        disk = (yy - cy) ** 2 + (xx - cx) ** 2 < 25
+        image[disk] += 80
+        labels[disk] = i
+    return image, labels
+
+
+def states_equal(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+def setup(viewer, tmp_path, n_pairs=2):
+    session = get_session(viewer)
+    session.training_dir = tmp_path / "training-set"
+    session.device = "cpu"
+    torch.manual_seed(0)
+    start = build_model(base_width=4, depth=2).eval()
+    session.set_model(start, "tiny")
+    for seed in range(n_pairs):
+        image, labels = cells(seed)
+        session.training_set.append(TrainingPair(name=f"img{seed}", image=image, mask=labels))
+    widget = FineTuneWidget(viewer)
+    widget.patch_spin.setValue(32)
+    widget.lr_spin.setValue(0.01)
+    widget.val_spin.setValue(0.25)
+    return session, start, widget
+
+
+def wait_idle(qtbot, widget, timeout=120_000):
+    qtbot.waitUntil(
+        lambda: widget.worker is None and widget.repredictor.worker is None, timeout=timeout
+    )
+
+
+def test_fine_tune_changes_model_plots_saves_and_predicts_again(
+    make_napari_viewer, qtbot, tmp_path
+):
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path)
+    image, truth = cells(7)
+    viewer.add_image(image, name="cells")
+    viewer.add_labels(truth, name="cells ground truth")
+    # A prediction of the starting model, not corrected: it is rewritten in place.
+    old_prob = predict_proba(image, start, device="cpu")
+    prob_layer = viewer.add_image(old_prob, name="cells probability")
+    mask_layer = viewer.add_labels(mask_from_proba(old_prob, 0.5), name="cells mask")
+    session.predictions["cells mask"] = PredictionRecord(
+        "cells", "cells probability", "cells mask", old_prob
+    )
+    widget.image_combo.set_layer("cells probability")
+    widget._guess_image()  # a probability layer is never the image to predict
+    assert widget.image_combo.currentText() == "cells"
+    assert "2 accepted pair(s)" in widget.count_label.text()
+    widget.epochs_spin.setValue(3)
+
+    worker = widget.start()
+    assert worker is not None and session.busy
+    assert not widget.start_button.isEnabled() and widget.stop_button.isEnabled()
+    # napari's "in progress" animation is slowed while training, then restored.
+    assert widget._spinners and all(m.speed() == 10 for m, _ in widget._spinners)
+    movies = [m for m, _ in widget._spinners]
+    wait_idle(qtbot, widget)
+    assert not session.busy and widget.start_button.isEnabled()
+    assert all(m.speed() == 100 for m in movies)
+
+    result = widget.result
+    assert result is not None and result.stop_reason == "epochs"
+    assert session.model is result.model and session.model is not start
+    assert session.model_label.startswith("fine-tuned")
+    assert not states_equal(session.model, start)  # training moved the weights
+
+    epochs, losses = widget.plot.curve("train loss")
+    assert epochs == [1.0, 2.0, 3.0] and all(math.isfinite(v) for v in losses)
+    assert len(widget.plot.curve("validation Dice")[0]) == 3
+
+    # The autosaved file holds the session's new model.
+    assert widget.saved_path.exists() and widget.saved_path.parent.parent == session.training_dir
+    assert states_equal(load_model(widget.saved_path), session.model)
+
+    # The chosen image was predicted again with the new model and scored.
+    prob = predict_proba(image, session.model, device="cpu")
+    np.testing.assert_allclose(prob_layer.data, prob, atol=1e-5)
+    expected = mask_from_proba(prob, session.threshold)
+    np.testing.assert_array_equal(mask_layer.data, expected)
+    assert viewer.layers["cells mask"] is mask_layer and "cells mask [2]" not in viewer.layers
+    assert session.predictions["cells mask"].prob is prob_layer.data
+    old = mask_from_proba(predict_proba(image, start, device="cpu"), session.threshold)
+    assert widget.dice_before == pytest.approx(dice(old, truth))
+    assert widget.dice_after == pytest.approx(dice(expected, truth))
+    assert "'cells ground truth'" in widget.dice_label.text()
+
+
+def test_stop_keeps_best_weights(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path)
+    widget.repredict_check.setChecked(False)
+    widget.epochs_spin.setValue(200)
+    worker = widget.start()
+    assert worker is not None
+    qtbot.waitUntil(lambda: len(widget.plot.curve("train loss")[0]) >= 2, timeout=120_000)
+    widget.stop_button.click()
+    assert not widget.stop_button.isEnabled()
+    wait_idle(qtbot, widget)
+
+    result = widget.result
+    assert result is not None and result.stop_reason == "stopped" and result.stopped_early
+    assert len(result.history) < 200
+    assert session.model is result.model
+    # The returned weights are the best epoch's, the ones saved when it ended.
+    dices = widget.plot.curve("validation Dice")[1]
+    assert result.best_dice == pytest.approx(max([result.initial_dice, *dices]))
+    assert states_equal(load_model(widget.saved_path), result.model)
+
+
+def test_abandoned_run_leaves_saved_model_whole(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path)
+    widget.epochs_spin.setValue(200)
+    widget.start()
+    qtbot.waitUntil(lambda: widget.saved_path.exists(), timeout=120_000)
+    widget.abort()  # what closing napari does: no result comes back
+    wait_idle(qtbot, widget)
+    assert widget.result is None and session.model is start and not session.busy
+    saved = load_model(widget.saved_path)
+    assert not states_equal(saved, start)
+    assert [p.name for p in widget.saved_path.parent.iterdir()] == [widget.saved_path.name]
+
+
+def test_corrected_mask_is_never_overwritten(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path, n_pairs=1)
+    image, truth = cells(0)
+    viewer.add_image(image, name="img0")
+    prob = predict_proba(image, start, device="cpu")
+    viewer.add_image(prob, name="img0 probability")
+    corrected = (truth > 0).astype(np.uint8)
+    viewer.add_labels(corrected.copy(), name="img0 mask")
+    session.predictions["img0 mask"] = PredictionRecord(
+        "img0", "img0 probability", "img0 mask", prob, model_mask=None, corrected=True
+    )
+    widget.image_combo.set_layer("img0")
+    widget.epochs_spin.setValue(1)
+    widget.val_spin.setValue(0.0)
+    widget.start()
+    wait_idle(qtbot, widget)
+    np.testing.assert_array_equal(viewer.layers["img0 mask"].data, corrected)
+    new_mask = viewer.layers["img0 mask [2]"].data
+    prob = predict_proba(image, session.model, device="cpu")
+    np.testing.assert_array_equal(new_mask, mask_from_proba(prob, session.threshold))
+    assert session.predictions["img0 mask [2]"].prob is viewer.layers["img0 probability"].data
+    # No ground-truth layer: the accepted mask (training data) is the reference.
+    assert "accepted mask" in widget.dice_label.text()
+    assert widget.dice_after == pytest.approx(dice(new_mask, truth))
+
+
+def test_empty_training_set_is_a_clear_error(make_napari_viewer, messages):
+    viewer = make_napari_viewer()
+    widget = FineTuneWidget(viewer)
+    assert "empty" in widget.count_label.text()
+    assert widget.start() is None
+    assert widget.worker is None and not get_session(viewer).busy
+    assert any("training set is empty" in m and "\n" not in m for m in messages)
+
+
+def test_save_to_writes_a_loadable_model(make_napari_viewer, tmp_path, messages):
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path, n_pairs=0)
+    written = widget.save_to(tmp_path / "mine")
+    assert written == tmp_path / "mine.pt"
+    assert states_equal(load_model(written), start)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert widget.save_to(blocker / "x.pt") is None
+    assert any(m.startswith("Save model: cannot write") for m in messages)

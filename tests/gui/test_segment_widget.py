@@ -1,0 +1,301 @@
+"""Segment widget: prediction in a worker, live threshold, corrected masks kept."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from napari.layers import Image, Labels
+from napari.utils.notifications import notification_manager
+
+from napari_unet.core.model import build_model, save_model
+from napari_unet.gui.segment_widget import SegmentWidget
+from napari_unet.gui.session import get_session
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def tiny_model_path(tmp_path):
+    model = build_model(base_width=4, depth=2)
+    model.threshold = 0.5
+    return save_model(model.eval(), tmp_path / "tiny.pt")
+
+
+@pytest.fixture
+def messages():
+    """Texts of the napari notifications shown during the test."""
+    seen: list[str] = []
+
+    def record(notification):
+        seen.append(str(notification.message))
+
+    notification_manager.notification_ready.connect(record)
+    yield seen
+    notification_manager.notification_ready.disconnect(record)
+
+
+def blobs(shape=(64, 64), seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[: shape[-2], : shape[-1]]
+    image = rng.normal(20, 5, shape[-2:]).astype(np.float32)
+    for cy, cx in [(16, 16), (40, 44), (20, 48)]:
+        image[(yy - cy) ** 2 + (xx - cx) ** 2 < 36] += 100
+    return image
+
+
+def make_widget(viewer, model_path):
+    widget = SegmentWidget(viewer)
+    assert widget.model_choice.load_file(model_path)
+    widget.device_combo.setCurrentIndex(widget.device_combo.findData("cpu"))
+    return widget
+
+
+def run_and_wait(qtbot, widget):
+    worker = widget.run()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
+    return worker
+
+
+def test_run_adds_probability_and_mask_layers(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    assert widget.image_combo.currentText() == "cells"
+    assert not widget.cancel_button.isEnabled()
+
+    worker = widget.run()
+    assert not widget.run_button.isEnabled() and widget.cancel_button.isEnabled()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
+    assert widget.run_button.isEnabled() and not widget.cancel_button.isEnabled()
+
+    prob_layer = viewer.layers["cells probability"]
+    mask_layer = viewer.layers["cells mask"]
+    assert isinstance(prob_layer, Image) and isinstance(mask_layer, Labels)
+    assert prob_layer.data.shape == (64, 64) and prob_layer.data.dtype == np.float32
+    assert tuple(prob_layer.contrast_limits) == (0.0, 1.0)
+    record = get_session(viewer).predictions["cells mask"]
+    assert record.image_layer == "cells" and record.prob is prob_layer.data
+    # The probability map is not offered as an image to segment.
+    assert widget.image_combo.findText("cells probability") < 0
+    t = widget.threshold_slider.value()
+    np.testing.assert_array_equal(mask_layer.data, (record.prob >= t).astype(np.uint8))
+
+
+def test_threshold_rewrites_the_same_layer_in_place(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    session = get_session(viewer)
+    mask_layer = viewer.layers["cells mask"]
+    buffer = mask_layer.data
+    n_layers = len(viewer.layers)
+    prob = session.predictions["cells mask"].prob
+    thresholds: list[float] = []
+    session.threshold_changed.connect(thresholds.append)
+
+    t = float(np.quantile(prob, 0.3))
+    widget.threshold_slider.setValue(t)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    t = widget.threshold_slider.value()
+    assert viewer.layers["cells mask"] is mask_layer
+    assert mask_layer.data is buffer  # written in place, no new array
+    assert len(viewer.layers) == n_layers
+    np.testing.assert_array_equal(mask_layer.data, prob >= np.float32(t))
+    assert 0 < mask_layer.data.sum() < mask_layer.data.size
+    assert thresholds and thresholds[-1] == pytest.approx(t)
+
+
+def test_drag_is_coalesced_to_one_update(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    before = widget.updates_applied
+    for value in np.linspace(0.1, 0.9, 50):
+        widget.threshold_slider.setValue(float(value))
+        assert widget.pending_updates <= 1
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    assert widget.updates_applied == before + 1
+    prob = get_session(viewer).predictions["cells mask"].prob
+    expected = prob >= np.float32(widget.threshold_slider.value())
+    np.testing.assert_array_equal(viewer.layers["cells mask"].data, expected)
+
+
+def test_options_separate_labels_min_size_and_fill(make_napari_viewer, qtbot, tiny_model_path):
+    from napari_unet.core.postprocess import label_objects, mask_from_proba
+
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    prob = get_session(viewer).predictions["cells mask"].prob
+    widget.threshold_slider.setValue(float(np.quantile(prob, 0.6)))
+    widget.min_size_spin.setValue(5)
+    widget.fill_holes_check.setChecked(True)
+    widget.separate_check.setChecked(True)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    t = widget.threshold_slider.value()
+    expected = label_objects(mask_from_proba(prob, t, min_size=5, fill_holes=True))
+    layer = viewer.layers["cells mask"]
+    np.testing.assert_array_equal(layer.data, expected)
+    assert layer.data.max() == expected.max() >= 1
+    assert len([ly for ly in viewer.layers if isinstance(ly, Labels)]) == 1
+
+    widget.separate_check.setChecked(False)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    np.testing.assert_array_equal(
+        layer.data, mask_from_proba(prob, t, min_size=5, fill_holes=True)
+    )
+
+
+def test_corrected_mask_is_never_overwritten(make_napari_viewer, qtbot, tiny_model_path, messages):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    session = get_session(viewer)
+    corrected = viewer.layers["cells mask"]
+    # A brush stroke with napari's own tool: it goes through the paint history.
+    corrected.paint((5, 5), 7)
+    assert session.predictions["cells mask"].corrected
+    snapshot = corrected.data.copy()
+
+    widget.threshold_slider.setValue(0.05)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    np.testing.assert_array_equal(corrected.data, snapshot)
+    assert "cells mask [2]" in viewer.layers
+    fresh = viewer.layers["cells mask [2]"]
+    prob = session.predictions["cells mask [2]"].prob
+    np.testing.assert_array_equal(fresh.data, prob >= np.float32(widget.threshold_slider.value()))
+    assert any("holds corrections" in m for m in messages)
+
+    # An edit that bypasses the paint history is caught by content, and Run
+    # again writes yet another layer.
+    fresh.data[0, 0] = 3
+    run_and_wait(qtbot, widget)
+    np.testing.assert_array_equal(corrected.data, snapshot)
+    assert fresh.data[0, 0] == 3
+    assert "cells mask [3]" in viewer.layers
+    assert session.predictions["cells mask [2]"].corrected
+
+
+def test_run_again_reuses_an_uncorrected_mask(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    layer = viewer.layers["cells mask"]
+    n_layers = len(viewer.layers)
+    run_and_wait(qtbot, widget)
+    assert viewer.layers["cells mask"] is layer
+    assert len(viewer.layers) == n_layers
+    # Deleting the mask layer frees its cached probabilities.
+    viewer.layers.remove(layer)
+    assert "cells mask" not in get_session(viewer).predictions
+
+
+def test_stack_is_predicted_slice_by_slice(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    stack = np.stack([blobs(seed=s) for s in range(3)])
+    viewer.add_image(stack, name="stack")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    prob = viewer.layers["stack probability"].data
+    mask = viewer.layers["stack mask"]
+    assert prob.shape == (3, 64, 64) and mask.data.shape == (3, 64, 64)
+    widget.threshold_slider.setValue(float(np.quantile(prob, 0.5)))
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    np.testing.assert_array_equal(mask.data, prob >= np.float32(widget.threshold_slider.value()))
+
+
+def test_rgb_image_gets_a_note(make_napari_viewer, qtbot, tiny_model_path, messages):
+    viewer = make_napari_viewer()
+    rgb = np.repeat(blobs()[..., None], 3, axis=-1).clip(0, 255).astype(np.uint8)
+    viewer.add_image(rgb, name="colour", rgb=True)
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    assert any("RGB" in m and "grey" in m for m in messages)
+    assert viewer.layers["colour mask"].data.shape == (64, 64)
+
+
+def test_no_image_and_bad_model_file_are_clear_errors(make_napari_viewer, tmp_path, messages):
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    assert widget.run() is None
+    assert any("no image layer" in m for m in messages)
+    bogus = tmp_path / "not_a_model.pt"
+    bogus.write_bytes(b"hello")
+    assert not widget.model_choice.load_file(bogus)
+    assert any("Segment:" in m and "not_a_model.pt" in m for m in messages)
+    assert len(viewer.layers) == 0
+
+
+def test_cancel_stops_without_layers(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(np.stack([blobs(seed=s) for s in range(40)]), name="long")
+    widget = make_widget(viewer, tiny_model_path)
+    widget.tile_spin.setValue(64)
+    worker = widget.run()
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        widget.cancel()
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
+    assert "long mask" not in viewer.layers
+    assert widget.run_button.isEnabled()
+    assert not get_session(viewer).busy
+
+
+def test_session_model_entry_follows_model_changed(make_napari_viewer, tiny_model_path):
+    from napari_unet.core.model import load_model
+
+    viewer = make_napari_viewer()
+    widget = SegmentWidget(viewer)
+    session = get_session(viewer)
+    tuned = load_model(tiny_model_path)
+    session.set_model(tuned, "fine-tuned 1")
+    assert widget.model_choice.combo.currentText() == "session model: fine-tuned 1"
+    assert widget.model_choice.model() is tuned
+    # Choosing the default to compare keeps the fine-tuned entry available.
+    assert widget.model_choice.load_file(tiny_model_path)
+    assert session.model is not tuned or widget.model_choice.model() is not tuned
+    index = widget.model_choice.combo.findData("session")
+    widget.model_choice.combo.setCurrentIndex(index)
+    assert widget.model_choice.model() is tuned and session.model is tuned
+
+
+def test_threshold_from_session_moves_the_slider(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    get_session(viewer).set_threshold(0.37)
+    assert widget.threshold_slider.value() == pytest.approx(0.37)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    prob = get_session(viewer).predictions["cells mask"].prob
+    np.testing.assert_array_equal(viewer.layers["cells mask"].data, prob >= np.float32(0.37))
+
+
+def test_docked_widgets_share_the_session_without_private_access(
+    make_napari_viewer, qtbot, tiny_model_path, recwarn
+):
+    """Docked from the plugin menu, napari hands each widget a proxy of the viewer."""
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, correct = viewer.window.add_plugin_dock_widget("napari-unet", "Correct masks")
+    assert segment.session is correct.session is get_session(viewer)
+    assert segment.model_choice.load_file(tiny_model_path)
+    segment.device_combo.setCurrentIndex(segment.device_combo.findData("cpu"))
+    run_and_wait(qtbot, segment)
+    segment.threshold_slider.setValue(0.3)
+    qtbot.waitUntil(lambda: segment.pending_updates == 0, timeout=2_000)
+    correct.mask_combo.set_layer("cells mask")
+    correct.fill_holes()
+    correct.undo()
+    private = [w for w in recwarn if "Private attribute" in str(w.message)]
+    assert not private, [str(w.message) for w in private]
