@@ -19,6 +19,7 @@ from pathlib import Path
 
 import napari
 import numpy as np
+from qtpy.QtCore import QRect
 from qtpy.QtWidgets import QApplication
 
 from napari_unet.gui.demo import open_demo
@@ -57,14 +58,15 @@ def main() -> None:
     widgets = open_demo(viewer)
     session = get_session(viewer)
     work = Path(tempfile.mkdtemp(prefix="napari-unet-shots-"))
-    docks = {
-        name: viewer.window._dock_widgets[f"{name} (napari-unet)"] for name in FILES
-    }
+    docks = {name: viewer.window._dock_widgets[f"{name} (napari-unet)"] for name in FILES}
 
     def shoot(name: str) -> None:
         docks[name].raise_()
         wait(lambda: True)
-        widgets[name].grab().save(str(args.out / FILES[name]))
+        widget = widgets[name]
+        # Crop the empty space a tall dock leaves below the controls.
+        height = min(widget.height(), widget.sizeHint().height() + 12)
+        widget.grab(QRect(0, 0, widget.width(), height)).save(str(args.out / FILES[name]))
 
     shoot("Load images")
 
