@@ -14,12 +14,12 @@ grey values; a mask with several non-zero values keeps its instance ids.
 from __future__ import annotations
 
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from napari_unet.core.atomic import atomic_open
 from napari_unet.core.errors import InputError
 
 __all__ = [
@@ -282,19 +282,8 @@ def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     array = np.asarray(array)
     rgb = array.ndim == 3 and array.shape[-1] in (3, 4) and array.dtype in (np.uint8, np.uint16)
-    # Not mkstemp: it makes the file private (0600). Exclusive-create mode lets the
-    # umask decide, as for any new file, so results stay readable by the group.
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    handle = open(tmp, "xb")  # outside the try: a failed open must not unlink anything
-    try:
-        with handle:
-            tifffile.imwrite(handle, array, photometric="rgb" if rgb else "minisblack")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as handle:
+        tifffile.imwrite(handle, array, photometric="rgb" if rgb else "minisblack")
     return path
 
 

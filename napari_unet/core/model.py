@@ -19,7 +19,6 @@ import copy
 import math
 import os
 import pickle
-import secrets
 import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from napari_unet.core.atomic import atomic_open
 from napari_unet.core.errors import DeviceError, InputError, UnsafeCheckpointError
 
 #: Version of the checkpoint layout written by :func:`save_model`.
@@ -394,30 +394,8 @@ def save_model(model: UNet, path: str | os.PathLike) -> Path:
         raise InputError(f"{path} is a folder; give a file name such as {path / 'model.pt'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = _checkpoint(model)
-    tmp_name = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    # os.open (not mkstemp, whose files are private 0600) so that the model
-    # gets the usual permissions from the umask, like any other saved file.
-    fd = os.open(
-        tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666
-    )
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        # KeyboardInterrupt included: the old file at ``path`` is still intact.
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        raise
-    with contextlib.suppress(OSError):
-        # Make the rename itself durable (POSIX only; Windows cannot open folders).
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+    with atomic_open(path, "wb") as handle:
+        torch.save(payload, handle)
     return path
 
 

@@ -9,25 +9,12 @@ import pytest
 import tifffile
 from napari.utils._proxies import ReadOnlyWrapper
 from napari.utils.interactions import mouse_press_callbacks, mouse_release_callbacks
-from napari.utils.notifications import notification_manager
 
 from napari_unet.core.metrics import dice
 from napari_unet.gui.correct_widget import ALL_SLICES, CorrectMasksWidget
 from napari_unet.gui.session import PredictionRecord, get_session
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def messages():
-    seen: list[str] = []
-
-    def record(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def instance_labels():

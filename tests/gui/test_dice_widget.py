@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from napari.utils.notifications import notification_manager
 
 from napari_unet.core.metrics import dice, dice_sweep, iou, object_scores
 from napari_unet.core.postprocess import mask_from_proba
@@ -13,18 +12,6 @@ from napari_unet.gui.segment_widget import SegmentWidget
 from napari_unet.gui.session import PredictionRecord, get_session
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def messages():
-    seen: list[str] = []
-
-    def record(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def scene(seed=0, shape=(64, 64)):

@@ -7,7 +7,6 @@ import math
 import numpy as np
 import pytest
 import torch
-from napari.utils.notifications import notification_manager
 
 from napari_unet.core.inference import predict_proba
 from napari_unet.core.metrics import dice
@@ -17,18 +16,6 @@ from napari_unet.gui.finetune_widget import FineTuneWidget
 from napari_unet.gui.session import PredictionRecord, TrainingPair, get_session
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def messages():
-    seen: list[str] = []
-
-    def record(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def cells(seed, size=64):

@@ -6,24 +6,11 @@ import numpy as np
 import pytest
 import tifffile
 from napari.layers import Image, Labels
-from napari.utils.notifications import notification_manager
 from PIL import Image as PILImage
 
 from napari_unet.gui.load_widget import LoadImagesWidget
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def messages():
-    seen: list[str] = []
-
-    def record(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def write_pair_folder(folder):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from napari.layers import Image, Labels
-from napari.utils.notifications import notification_manager
 
 from napari_unet.core.model import build_model, save_model
 from napari_unet.gui.segment_widget import SegmentWidget
@@ -19,19 +18,6 @@ def tiny_model_path(tmp_path):
     model = build_model(base_width=4, depth=2)
     model.threshold = 0.5
     return save_model(model.eval(), tmp_path / "tiny.pt")
-
-
-@pytest.fixture
-def messages():
-    """Texts of the napari notifications shown during the test."""
-    seen: list[str] = []
-
-    def record(notification):
-        seen.append(str(notification.message))
-
-    notification_manager.notification_ready.connect(record)
-    yield seen
-    notification_manager.notification_ready.disconnect(record)
 
 
 def blobs(shape=(64, 64), seed=0):

@@ -90,13 +90,9 @@ def test_drag_coalesces_and_paint_updates(make_napari_viewer, qtbot):
     )
 
 
-def test_stack_and_no_labels_error(make_napari_viewer, qtbot):
+def test_stack_and_no_labels_error(make_napari_viewer, qtbot, messages):
     viewer = make_napari_viewer()
     widget = BorderWeightMapWidget(viewer)
-    messages = []
-    from napari.utils.notifications import notification_manager
-
-    notification_manager.notification_ready.connect(lambda n: messages.append(str(n.message)))
     widget.show_weight_map()
     assert any("no Labels layer" in m for m in messages)
 
