@@ -33,7 +33,7 @@ from napari_unet import __version__
 
 #: Loss names offered by ``train --loss``; the tests check they match
 #: ``napari_unet.core.training.LOSSES`` (kept here so that ``--help`` needs no torch).
-LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal")
+LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal", "bce")
 #: ``predict --tile-size`` default; the tests check it equals the core's own.
 PREDICT_TILE_SIZE = 512
 #: Defaults of ``train`` options; the tests check they equal ``fine_tune``'s own.
@@ -365,7 +365,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     with stop:
         gen = fine_tune(
             model, images, masks, device=device, should_stop=stop, state=state,
-            **_fine_tune_kwargs(args),
+            keep_start=args.init != "none", **_fine_tune_kwargs(args),
         )  # fmt: skip
         try:
             while True:

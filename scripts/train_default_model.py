@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         max_minutes=args.minutes,
         device=args.device,
         seed=args.seed,
+        keep_start=False,  # from scratch: the untrained start is no candidate
     )
     result = None
     while True:

@@ -231,6 +231,7 @@ _REGISTRY: dict[str, Loss] = {
         Loss("dice", "soft Dice over the batch", soft_dice, "none"),
         Loss("bce_dice", "binary cross-entropy + soft Dice", bce_dice, "none"),
         Loss("focal", "focal loss (gamma 2, alpha 0.25)", focal, "none"),
+        Loss("bce", "plain binary cross-entropy, unweighted", weighted_bce, "none"),
     )
 }
 

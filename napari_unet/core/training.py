@@ -203,6 +203,7 @@ def fine_tune(
     patience: int | None = None,
     weight_decay: float = 1e-4,
     state: TrainingState | None = None,
+    keep_start: bool = True,
 ) -> Generator[Progress | EpochEnd, None, FineTuneResult]:
     """Train a copy of ``model`` on images and masks; keep the best weights.
 
@@ -265,6 +266,11 @@ def fine_tune(
         AdamW weight decay.
     state
         Optional :class:`TrainingState` kept up to date at every yield.
+    keep_start
+        Whether the starting weights compete for "best": True for fine-tuning
+        (a run that does not improve the validation Dice returns the model
+        unchanged), False for training from scratch (the first validated
+        epoch replaces the untrained start).
 
     Yields
     ------
@@ -355,10 +361,12 @@ def fine_tune(
     try:
         if should_stop():
             state.initial_dice = data.val.dice(work, target_device)
-            state.best_dice = state.initial_dice
+            state.best_dice = state.initial_dice if keep_start else math.nan
             return finish("stopped")
         state.initial_dice = data.val.dice(work, target_device)
-        state.best_dice = state.initial_dice
+        # Training from scratch: the untrained start is never a useful result,
+        # so the first validated epoch replaces it whatever its Dice.
+        state.best_dice = state.initial_dice if keep_start else math.nan
         run["initial_dice"] = _json_float(state.initial_dice)
 
         rng = np.random.default_rng(seed)

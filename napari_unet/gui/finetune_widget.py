@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
+from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -66,6 +67,8 @@ LOSS_COLOR, DICE_COLOR = "#ffb74d", "#4fc3f7"
 #: Speed (percent) of napari's "in progress" animation while training; see
 #: :func:`~napari_unet.gui._animations.slow_animations`.
 SPINNER_SPEED_PERCENT = 10
+#: Delay of the progress-bar update after an epoch's plot update, in ms.
+BAR_DELAY_MS = 50
 _AUGMENT_LABELS = {
     "flips": "flips",
     "rot90": "90° rotations",
@@ -332,7 +335,9 @@ class FineTuneWidget(QWidget):
         self.dice_before = self.dice_after = math.nan
         self.plot.clear_curves()
         self.dice_label.setText("")
-        self._progress = progress(total=settings["epochs"], desc="Fine-tune")
+        # Built in the next event-loop turn: creating napari's bar repaints the
+        # window, and doing it inside this click would add to one long stall.
+        QTimer.singleShot(0, lambda: self._open_bar(settings["epochs"]))
         self._spinners = slow_animations(SPINNER_SPEED_PERCENT)
         self.status.setText(f"Fine-tuning on {len(pairs)} pair(s)...")
         self.session.begin_work()
@@ -387,10 +392,22 @@ class FineTuneWidget(QWidget):
         best = "" if math.isnan(event.best_dice) else f", best Dice {event.best_dice:.3f}"
         text = f"epoch {event.epoch}/{event.epochs}, loss {event.train_loss:.4f}{best}{left}"
         self.status.setText(text)
-        if bar is not None:
-            # Last: napari's bar processes pending events (the next one may be handled
-            # inside this call), so nothing of this event may come after it.
-            bar.set_description(f"Fine-tune: {text}")
+        # napari's bar processes pending events when it changes, which would run
+        # the plot's scheduled redraw inside the same stall; a later turn of the
+        # event loop keeps the two apart.
+        QTimer.singleShot(BAR_DELAY_MS, lambda: self._advance_bar(text))
+
+    def _open_bar(self, epochs: int) -> None:
+        if self.worker is not None and self._progress is None:
+            self._progress = progress(total=epochs, desc="Fine-tune")
+
+    def _advance_bar(self, text: str) -> None:
+        bar = self._progress
+        if bar is None:
+            return
+        bar.set_description(f"Fine-tune: {text}")
+        # set_description processes events: the run may have finished meanwhile.
+        if self._progress is bar:
             bar.update(1)
 
     def _on_trained(self, result: FineTuneResult) -> None:

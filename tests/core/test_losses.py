@@ -120,7 +120,7 @@ def test_losses_without_weighting_ignore_weights(target):
 
 
 def test_registry_and_unknown_name():
-    assert set(LOSSES) == {"default", "wce", "dice", "bce_dice", "focal"}
+    assert set(LOSSES) == {"default", "wce", "dice", "bce_dice", "focal", "bce"}
     assert all(isinstance(d, str) and d and "\n" not in d for d in LOSSES.values())
-    with pytest.raises(InputError, match="choose one of default, wce, dice, bce_dice, focal"):
+    with pytest.raises(InputError, match="choose one of default, wce, dice, bce_dice, focal, bce"):
         get_loss("hinge")

@@ -105,6 +105,16 @@ def test_returned_model_holds_the_best_weights_and_input_is_untouched(model, dat
     assert dice > result.initial_dice
 
 
+def test_from_scratch_the_untrained_start_is_never_the_result(model, data):
+    # A vanishing learning rate: the epoch cannot beat the start on merit, yet from
+    # scratch the first validated epoch replaces the start whatever its Dice.
+    fresh = run_to_completion(
+        fine_tune(model, *data, epochs=1, keep_start=False, **dict(FAST, lr=1e-12))
+    )
+    assert fresh.best_epoch == 1
+    assert fresh.best_dice == fresh.history[0]["val_dice"]
+
+
 def test_same_seed_gives_identical_runs(model, data):
     runs = [run_to_completion(fine_tune(model, *data, epochs=2, seed=3, **FAST)) for _ in range(2)]
     assert [h["train_loss"] for h in runs[0].history] == [h["train_loss"] for h in runs[1].history]
