@@ -6,8 +6,8 @@ Run on a display or a virtual one:
 
 It opens the nuclei sample, segments it with the shipped model, moves the
 threshold, accepts the mask, fine-tunes for a few epochs, shows the weight map
-and the Dice table, and saves one PNG per widget (plus the whole window) in
-docs/screenshots/.
+and the Dice table, and saves one PNG per widget, plus the whole window after
+Segment and with the weight map shown, in docs/screenshots/.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def main() -> None:
         wait(lambda: True)
         widget = widgets[name]
         # Crop the empty space a tall dock leaves below the controls.
-        height = min(widget.height(), widget.sizeHint().height() + 12)
+        height = min(widget.height(), widget.minimumSizeHint().height() + 12)
         widget.grab(QRect(0, 0, widget.width(), height)).save(str(args.out / FILES[name]))
 
     shoot("Load images")
@@ -79,6 +79,7 @@ def main() -> None:
     wait(lambda: segment.pending_updates == 0)
     viewer.layers["nuclei probability"].visible = False
     shoot("Segment")
+    viewer.screenshot(str(args.out / "window_segment.png"), canvas_only=False)
 
     correct = widgets["Correct masks"]
     correct.mask_combo.set_layer("nuclei mask")
@@ -103,7 +104,13 @@ def main() -> None:
     name = weightmap.weight_layer_name("nuclei ground truth")
     wait(lambda: name in viewer.layers and weightmap.worker is None)
     shoot("Border weight map")
-    viewer.layers[name].visible = False
+    shown = {layer.name: layer.visible for layer in viewer.layers}
+    for layer in viewer.layers:
+        layer.visible = layer.name == name
+    wait(lambda: True)
+    viewer.screenshot(str(args.out / "window_weight_map.png"), canvas_only=False)
+    for layer in viewer.layers:
+        layer.visible = shown[layer.name] and layer.name != name
 
     dice_widget = widgets["Dice vs ground truth"]
     dice_widget.pred_combo.set_layer("nuclei probability")
@@ -111,9 +118,6 @@ def main() -> None:
     dice_widget.compute(notify=False)
     shoot("Dice vs ground truth")
 
-    docks["Segment"].raise_()
-    wait(lambda: True)
-    viewer.screenshot(str(args.out / "window.png"), canvas_only=False)
     print(f"screenshots saved in {args.out.resolve()} (session model: {session.model_label})")
     viewer.close()
 
