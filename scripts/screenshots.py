@@ -64,8 +64,11 @@ def main() -> None:
         docks[name].raise_()
         wait(lambda: True)
         widget = widgets[name]
-        # Crop the empty space a tall dock leaves below the controls.
-        height = min(widget.height(), widget.minimumSizeHint().height() + 12)
+        # Crop the empty space a tall dock leaves below the controls (a plot
+        # fills its widget, so those are kept whole).
+        height = widget.height()
+        if not hasattr(widget, "plot"):
+            height = min(height, widget.minimumSizeHint().height() + 12)
         widget.grab(QRect(0, 0, widget.width(), height)).save(str(args.out / FILES[name]))
 
     shoot("Load images")

@@ -51,7 +51,7 @@ from napari_unet.core.events import EpochEnd, Progress
 from napari_unet.gui._animations import restore_animations, slow_animations
 from napari_unet.gui._layers import LayerCombo
 from napari_unet.gui._repredict import Repredictor, guess_image_layer
-from napari_unet.gui.plot import CurvePlot
+from napari_unet.gui.live_plot import LivePlot
 from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator, stop
 
@@ -193,8 +193,8 @@ class FineTuneWidget(QWidget):
         self.stop_button.setEnabled(False)
         self.save_button = QPushButton("Save model...")
         self.count_label = QLabel()
-        self.plot = CurvePlot(
-            "epoch", "train loss", right_ylabel="validation Dice", right_ylim=(0.0, 1.02)
+        self.plot = LivePlot(
+            "epoch", "train loss", right_ylabel="validation Dice", right_ylim=(0.0, 1.0)
         )
         self.plot.color_ylabels(LOSS_COLOR, DICE_COLOR)
         self.status = QLabel()
