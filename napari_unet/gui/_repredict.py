@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Generator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,14 +30,6 @@ from napari_unet.gui.session import PredictionRecord, Session
 from napari_unet.gui.workers import start_generator
 
 _DERIVED = (*MASK_SUFFIXES, " weight map")
-
-
-def latest_record(viewer: Any, session: Session, image: str) -> PredictionRecord | None:
-    """Return the newest prediction of image layer ``image`` whose mask layer still exists."""
-    for record in reversed(list(session.predictions.values())):
-        if record.image_layer == image and record.mask_layer in viewer.layers:
-            return record
-    return None
 
 
 def _is_derived(viewer: Any, session: Session, name: str) -> bool:
@@ -147,26 +140,41 @@ class Repredictor:
 
     def _apply(self, probs: tuple[np.ndarray | None, np.ndarray], target: dict) -> None:
         from napari_unet.core.metrics import dice
-        from napari_unet.core.postprocess import mask_from_proba
 
         old_prob, prob = probs
-        threshold = self.session.threshold
-        mask_layer = self._show(target, prob, mask_from_proba(prob, threshold))
+        mask_layer, settings = self._show(target, prob)
         before = after = math.nan
         description = ""
         if target["reference"] is not None:
             reference, slices, description = target["reference"]
-            new_mask = mask_from_proba(prob, threshold)
-            old_mask = mask_from_proba(old_prob, threshold)
+            new_mask = np.asarray(mask_layer.data)
+            old_mask = settings.render(old_prob)
             if slices is not None:
                 new_mask, old_mask = new_mask[slices], old_mask[slices]
             before, after = dice(old_mask, reference), dice(new_mask, reference)
         self.on_done(before, after, description, mask_layer.name)
 
-    def _show(self, target: dict, prob: np.ndarray, mask: np.ndarray) -> Any:
-        """Write the new probabilities and mask into layers; return the mask layer."""
+    def _show(self, target: dict, prob: np.ndarray) -> tuple[Any, MaskSettings]:
+        """Write the new probabilities and mask into layers.
+
+        The mask is made at the session's threshold with the options the
+        image's last mask was made with (minimum size, fill holes, separate
+        labels).
+
+        Returns
+        -------
+        tuple
+            The mask layer and the settings its mask was made with.
+        """
         image = target["image"]
-        record = latest_record(self.viewer, self.session, image)
+        record = self.session.latest_prediction(image, self.viewer.layers)
+        threshold = self.session.threshold
+        settings = (
+            replace(record.settings, threshold=threshold)
+            if record is not None and record.settings is not None
+            else MaskSettings(threshold=threshold)
+        )
+        mask = settings.render(prob)
         prob_name = record.prob_layer if record is not None else f"{image} probability"
         prob_layer = self.viewer.layers[prob_name] if prob_name in self.viewer.layers else None
         if isinstance(prob_layer, Image) and prob_layer.data.shape == prob.shape:
@@ -188,6 +196,7 @@ class Repredictor:
             and not record.corrected  # paint edits and Accept set it
         ):
             mask_layer.data = mask
+            record.settings = settings  # so the model's mask can be rebuilt at an edit
         else:
             mask_layer = self.viewer.add_labels(
                 mask, name=fresh_name(self.viewer, f"{image} mask"), **target["transform"]
@@ -201,8 +210,8 @@ class Repredictor:
             self.session.predictions[mask_layer.name] = record
             # The tracker lives as long as the layer (its event callbacks hold it).
             tracker = MaskTracker(self.session, mask_layer, record)
-            tracker.settings = MaskSettings(threshold=self.session.threshold)
+            tracker.settings = settings
         record.prob = prob
         record.prob_layer = prob_layer.name
         self.session.prediction_changed.emit(mask_layer.name)
-        return mask_layer
+        return mask_layer, settings

@@ -266,7 +266,7 @@ class SegmentWidget(QWidget):
                 blending="additive",
                 **target["transform"],
             )
-        record = self.latest_record(image)
+        record = self.session.latest_prediction(image, self.viewer.layers)
         mask_layer = self._layer(record.mask_layer, Labels) if record else None
         corrected = record is not None and self._is_corrected(record, content=True)
         if record is not None and mask_layer is not None and not corrected:
@@ -293,13 +293,6 @@ class SegmentWidget(QWidget):
         for name, record in list(self.session.predictions.items()):
             if record.mask_layer not in self.viewer.layers:
                 del self.session.predictions[name]
-
-    def latest_record(self, image: str) -> PredictionRecord | None:
-        """Return the newest prediction of image layer ``image`` whose mask layer still exists."""
-        for record in reversed(list(self.session.predictions.values())):
-            if record.image_layer == image and record.mask_layer in self.viewer.layers:
-                return record
-        return None
 
     def _layer(self, name: str, kind: type) -> Any | None:
         if name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
@@ -377,7 +370,9 @@ class SegmentWidget(QWidget):
         """
         value = self.threshold_slider.value() if value is None else float(value)
         layer = self.image_combo.layer()
-        record = self.latest_record(layer.name) if layer is not None else None
+        record = None
+        if layer is not None:
+            record = self.session.latest_prediction(layer.name, self.viewer.layers)
         mask_layer = None
         if record is not None:
             mask_layer = self._layer(record.mask_layer, Labels)

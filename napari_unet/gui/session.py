@@ -100,6 +100,13 @@ class Session:
             self.set_model(load_model("default"), "default")
         return self.model
 
+    def latest_prediction(self, image: str, layers: Any) -> PredictionRecord | None:
+        """Return the newest prediction of ``image`` whose mask layer is in ``layers``."""
+        for record in reversed(list(self.predictions.values())):
+            if record.image_layer == image and record.mask_layer in layers:
+                return record
+        return None
+
     def set_threshold(self, value: float) -> None:
         """Record the Segment threshold and tell the widgets that follow it."""
         self.threshold = float(value)

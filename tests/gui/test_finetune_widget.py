@@ -199,3 +199,34 @@ def test_save_to_writes_a_loadable_model(make_napari_viewer, tmp_path, messages)
     blocker.write_text("not a folder")
     assert widget.save_to(blocker / "x.pt") is None
     assert any(m.startswith("Save model: cannot write") for m in messages)
+
+
+def test_prediction_again_keeps_segment_options_and_is_not_a_correction(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_unet.gui._mask_tracker import MaskSettings, check_content
+
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path)
+    image, _ = cells(7)
+    viewer.add_image(image, name="cells")
+    old_prob = predict_proba(image, start, device="cpu")
+    viewer.add_image(old_prob, name="cells probability")
+    made_with = MaskSettings(threshold=0.5, min_size=12, fill_holes=True)
+    mask_layer = viewer.add_labels(made_with.render(old_prob), name="cells mask")
+    record = PredictionRecord("cells", "cells probability", "cells mask", old_prob)
+    record.settings = made_with
+    session.predictions["cells mask"] = record
+    session.set_threshold(0.45)
+    widget.image_combo.set_layer("cells")
+    widget.epochs_spin.setValue(2)
+    assert widget.start() is not None
+    wait_idle(qtbot, widget)
+
+    # Rewritten in place with Segment's options at the session's threshold ...
+    assert viewer.layers["cells mask"] is mask_layer and "cells mask [2]" not in viewer.layers
+    expected = MaskSettings(threshold=0.45, min_size=12, fill_holes=True)
+    np.testing.assert_array_equal(mask_layer.data, expected.render(record.prob))
+    assert record.settings == expected
+    # ... so the next Segment run does not take the new mask for a person's correction.
+    assert not check_content(record, mask_layer)
