@@ -249,23 +249,33 @@ def _cmd_predict(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- train
 
 
-def _load_training_pairs(images: Sequence[str], masks: Sequence[str]):
-    """Read image/mask pairs, check shapes and split stacks into slices."""
+def _load_training_pairs(
+    images: Sequence[str], masks: Sequence[str], rois: Sequence[str] | None = None
+):
+    """Read image/mask (and ROI) files, check shapes and split stacks into slices."""
     from napari_unet.core.inference import is_stack
     from napari_unet.core.io import read_image, read_mask, spatial_shape
 
     _check_pair_counts(images, masks, "--images", "--masks", "mask")
-    xs, ys = [], []
-    for image_path, mask_path in zip(images, masks, strict=True):
+    if rois is not None:
+        _check_pair_counts(images, rois, "--images", "--rois", "ROI mask")
+    xs, ys, zs = [], [], []
+    for i, (image_path, mask_path) in enumerate(zip(images, masks, strict=True)):
         image, mask = read_image(image_path), read_mask(mask_path)
         _check_same_shape(mask, mask_path, spatial_shape(image), image_path)
+        roi = None
+        if rois is not None:
+            roi = read_mask(rois[i]) > 0
+            _check_same_shape(roi, rois[i], spatial_shape(image), image_path, "ROI mask")
         if is_stack(image):
             xs.extend(image)
             ys.extend(mask)
+            zs.extend([None] * len(image) if roi is None else list(roi))
         else:
             xs.append(image)
             ys.append(mask)
-    return xs, ys
+            zs.append(roi)
+    return xs, ys, (zs if rois is not None else None)
 
 
 def _initial_model(init: str):
@@ -318,18 +328,20 @@ class _StopRequest:
 def _fine_tune_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {name: getattr(args, name) for name in TRAIN_DEFAULTS}
     kwargs.update(max_minutes=args.max_minutes, seed=args.seed)
+    if args.epochs is None and args.max_minutes is None:
+        kwargs["epochs"] = TRAIN_DEFAULTS["epochs"]
     if args.loss is not None:
         kwargs["loss"] = args.loss
     return kwargs
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from napari_unet.core.events import EpochEnd, Progress
+    from napari_unet.core.events import EpochEnd, Notice, Progress
     from napari_unet.core.model import resolve_device, save_model
     from napari_unet.core.training import TrainingState, fine_tune
 
     device = resolve_device(args.device)
-    images, masks = _load_training_pairs(args.images, args.masks)
+    images, masks, rois = _load_training_pairs(args.images, args.masks, args.rois)
     model = _initial_model(args.init)
     out = Path(args.out)
     _check_output_file(out)
@@ -348,6 +360,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
                 eta = min(eta, max(0.0, 60.0 * args.max_minutes - elapsed))
             bar.progress(event.step, event.total, f"{event.message}, ETA {_duration(eta)}")
             return
+        if isinstance(event, Notice):
+            bar.line(f"note: {event.message}")
+            return
         if not isinstance(event, EpochEnd):
             return
         if event.best_epoch == event.epoch:
@@ -355,7 +370,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             # leaves the best model so far at --out.
             save_model(state.model, out)
         bar.line(
-            f"epoch {event.epoch}/{event.epochs} {bar.bar(event.epoch / event.epochs)} "
+            f"{event.epoch_text} {bar.bar(event.done)} "
             f"loss {event.train_loss:.4f}  "
             f"val Dice {_dice_text(event.val_dice)}  best {_dice_text(event.best_dice)} "
             f"(epoch {event.best_epoch})  {_duration(event.elapsed_s)} elapsed, "
@@ -364,7 +379,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     with stop:
         gen = fine_tune(
-            model, images, masks, device=device, should_stop=stop, state=state,
+            model, images, masks, rois=rois, device=device, should_stop=stop, state=state,
             keep_start=args.init != "none", **_fine_tune_kwargs(args),
         )  # fmt: skip
         try:
@@ -397,8 +412,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             return _INTERRUPT_CODES.get(stop.signum, 130)
         save_model(result.model, out)
 
-    if not math.isfinite(result.best_dice):
-        print(f"no validation split (--val-fraction 0): saved epoch {result.best_epoch} to {out}")
+    print(f"stopped: {result.stop_message}")
+    if result.selected_by == "training loss":
+        why = (
+            "no validation split (--val-fraction 0)"
+            if not math.isfinite(result.best_dice)
+            else "no foreground in the validation set"
+        )
+        print(f"{why}: saved epoch {result.best_epoch} (lowest training loss) to {out}")
     else:
         if result.best_epoch == 0:
             where = "the starting weights: no epoch beat them"
@@ -546,17 +567,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     d = TRAIN_DEFAULTS
     t.add_argument(
+        "--rois",
+        nargs="+",
+        metavar="ROI",
+        help="optional region-of-interest masks, one per image: training patches are "
+        "centred inside them (for example a lung mask for nodules)",
+    )
+    t.add_argument(
         "--epochs",
         type=positive,
-        default=d["epochs"],
         metavar="N",
-        help=f"maximum number of epochs (default: {d['epochs']})",
+        help=f"maximum number of epochs (default: {d['epochs']}; no limit when "
+        "--max-minutes is given alone)",
     )
     t.add_argument(
         "--max-minutes",
         type=_number(float, 0.0, open_low=True),
         metavar="M",
-        help="time budget: training stops when it is spent (default: none)",
+        help="time budget: without --epochs, training uses all of it unless validation "
+        "stops improving for a quarter of it; with --epochs, whichever ends first "
+        "(default: none)",
     )
     t.add_argument(
         "--loss",

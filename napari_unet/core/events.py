@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -41,9 +42,75 @@ class EpochEnd:
     elapsed_s: float
     lr: float
     eta_s: float | None = None
+    done: float = 0.0
+    """Share of the run done, in [0, 1]: the larger of epochs and time budget used."""
+
+    @property
+    def epoch_text(self) -> str:
+        """``"epoch 3/20"``, or ``"epoch 3"`` when the time budget alone ends the run."""
+        return f"epoch {self.epoch}/{self.epochs}" if self.epochs else f"epoch {self.epoch}"
 
 
-Event = Progress | EpochEnd
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know about a run, in one sentence."""
+
+    message: str
+
+
+class StopReason(str, Enum):
+    """Why a fine-tuning run ended (the values are stored in model histories)."""
+
+    EPOCHS = "epochs"
+    TIME_BUDGET = "time_budget"
+    PLATEAU = "early_stopping"
+    STOPPED = "stopped"
+    INTERRUPTED = "interrupted"
+
+
+def _minutes(seconds: float) -> str:
+    minutes = seconds / 60.0
+    if minutes >= 1:
+        return f"{minutes:.3g} min"
+    return f"{seconds:.0f} s"
+
+
+def describe_stop(
+    reason: str,
+    *,
+    epochs: int = 0,
+    budget_s: float | None = None,
+    plateau_s: float | None = None,
+    patience: int = 0,
+) -> str:
+    """Say in words why a run stopped, e.g. ``"time budget of 10 min used"``.
+
+    Parameters
+    ----------
+    reason
+        A :class:`StopReason` (or its value).
+    epochs
+        Epochs run (for ``EPOCHS``).
+    budget_s
+        The time budget in seconds (for ``TIME_BUDGET``).
+    plateau_s, patience
+        The plateau that ended the run: seconds (time budget set) or epochs.
+    """
+    reason = StopReason(reason)
+    if reason is StopReason.EPOCHS:
+        return f"all {epochs} epochs done" if epochs != 1 else "the 1 epoch done"
+    if reason is StopReason.TIME_BUDGET:
+        return f"time budget of {_minutes(budget_s or 0.0)} used"
+    if reason is StopReason.PLATEAU:
+        if plateau_s is not None:
+            return f"no improvement for {_minutes(plateau_s)}"
+        return f"no improvement for {patience} epochs"
+    if reason is StopReason.STOPPED:
+        return "stopped on request"
+    return "interrupted"
+
+
+Event = Progress | EpochEnd | Notice
 
 
 def run_to_completion(

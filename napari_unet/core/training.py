@@ -33,15 +33,19 @@ import torch
 from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.augment import augment as augment_patch
 from napari_unet.core.errors import InputError
-from napari_unet.core.events import EpochEnd, Progress
+from napari_unet.core.events import EpochEnd, Notice, Progress, StopReason, describe_stop
 from napari_unet.core.losses import Loss, get_loss
 from napari_unet.core.model import UNet, autocast, prepare_for_device, resolve_device
 from napari_unet.core.sampling import PatchSampler, stack_patches
 from napari_unet.core.validation import ValidationSet, prepare_data
 
 #: Defaults sized so that fine-tuning the default model on two 256 x 256
-#: images takes about two minutes on a 2-core CPU (see BENCHMARKS.md).
+#: images takes about two minutes on a 2-core CPU (see BENCHMARKS.md).  With a
+#: time budget and no epoch count, training runs until the budget is spent.
 DEFAULT_EPOCHS = 20
+#: With a time budget, early stopping waits for a plateau of at least this
+#: share of the budget.
+PLATEAU_SHARE = 0.25
 DEFAULT_LR = 1e-3
 DEFAULT_PATCH_SIZE = 128
 DEFAULT_BATCH_SIZE = 4
@@ -77,10 +81,16 @@ class FineTuneResult:
         True when training ended before the planned epochs (early stopping,
         time budget, ``should_stop`` or the generator being closed).
     stop_reason
-        ``"epochs"``, ``"early_stopping"``, ``"time_budget"``, ``"stopped"``
-        or ``"interrupted"``.
+        A :class:`~napari_unet.core.events.StopReason`: ``"epochs"``,
+        ``"early_stopping"``, ``"time_budget"``, ``"stopped"`` or
+        ``"interrupted"``.
     initial_dice
         Validation Dice of the input model before any training step.
+    stop_message
+        Why it stopped, in words ("time budget of 10 min used").
+    selected_by
+        ``"validation Dice"``, or ``"training loss"`` when the validation set
+        holds no foreground (or there is none).
     """
 
     model: UNet
@@ -88,8 +98,10 @@ class FineTuneResult:
     best_dice: float
     best_epoch: int
     stopped_early: bool
-    stop_reason: str = "epochs"
+    stop_reason: str = StopReason.EPOCHS
     initial_dice: float = math.nan
+    stop_message: str = ""
+    selected_by: str = "validation Dice"
 
 
 @dataclass
@@ -105,7 +117,8 @@ class TrainingState:
     model
         Copy of the model holding the best weights so far (``None`` until
         the run has started).
-    history, best_dice, best_epoch, stopped_early, stop_reason, initial_dice
+    history, best_dice, best_epoch, stopped_early, stop_reason, initial_dice,
+    stop_message, selected_by
         As in :class:`FineTuneResult`.
     epoch, step
         Last completed epoch and global training step.
@@ -120,6 +133,8 @@ class TrainingState:
     stopped_early: bool = False
     stop_reason: str = ""
     initial_dice: float = math.nan
+    stop_message: str = ""
+    selected_by: str = "validation Dice"
     epoch: int = 0
     step: int = 0
     finished: bool = False
@@ -140,8 +155,10 @@ class TrainingState:
             self.best_dice,
             self.best_epoch,
             self.stopped_early,
-            self.stop_reason or "interrupted",
+            StopReason(self.stop_reason or StopReason.INTERRUPTED),
             self.initial_dice,
+            self.stop_message or describe_stop(self.stop_reason or StopReason.INTERRUPTED),
+            self.selected_by,
         )
 
 
@@ -150,7 +167,8 @@ def _check_settings(epochs, max_minutes, lr, patch_size, batch_size, val_fractio
         if isinstance(value, bool) or int(value) != value or value < 1:
             raise InputError(f"{name} must be a positive whole number, got {value!r}")
 
-    positive_int("epochs", epochs)
+    if epochs is not None:
+        positive_int("epochs", epochs)
     positive_int("patch size", patch_size)
     positive_int("batch size", batch_size)
     if patience is not None:
@@ -186,7 +204,7 @@ def fine_tune(
     images: Sequence[np.ndarray],
     masks: Sequence[np.ndarray],
     *,
-    epochs: int = DEFAULT_EPOCHS,
+    epochs: int | None = None,
     max_minutes: float | None = None,
     lr: float = DEFAULT_LR,
     loss: str = "default",
@@ -219,12 +237,14 @@ def fine_tune(
         labels; label > 0 is foreground.  Touching instances are separated
         (the paper's separation border) in the training target.
     epochs
-        Maximum number of epochs.
+        Maximum number of epochs.  ``None`` (the default) means
+        :data:`DEFAULT_EPOCHS` without a time budget, and no epoch limit with
+        one: the run then lasts until the budget is spent.
     max_minutes
         Time budget; training stops at the first step boundary that would
         overrun it.  The learning-rate schedule then follows elapsed time, so
         it anneals fully within the budget (and the run is no longer exactly
-        reproducible).
+        reproducible).  With both limits, whichever comes first ends the run.
     lr
         Peak learning rate of AdamW (linear warm-up over the first 5 % of
         the run, then cosine decay to 1 % of it).
@@ -260,8 +280,12 @@ def fine_tune(
         Training steps per epoch; by default enough to see the training
         pixels about once, between 10 and 100.
     patience
-        Early stopping: end after this many epochs without a better
-        validation Dice (default ``max(5, epochs // 4)``).
+        Early stopping without a time budget: end after this many epochs
+        without a better validation Dice (default ``max(5, epochs // 4)``).
+        With a time budget the plateau is measured in time instead: at least
+        :data:`PLATEAU_SHARE` of the budget without improvement.  Either way
+        early stopping waits until the model has predicted foreground on a
+        validation set that holds some.
     weight_decay
         AdamW weight decay.
     state
@@ -277,8 +301,11 @@ def fine_tune(
     Progress
         After training steps (at most every 50 ms): global step of the total.
     EpochEnd
-        After every epoch, with the loss, validation Dice, best so far and
-        the estimated time left.
+        After every epoch, with the loss, validation Dice (pooled over all
+        validation pixels), best so far and the estimated time left.
+    Notice
+        Once, before training, when the validation set holds no foreground
+        (or there is none): the best epoch is then chosen by training loss.
 
     Returns
     -------
@@ -299,9 +326,13 @@ def fine_tune(
     target_device = resolve_device(device)
     multiple = model.size_multiple
     patch = int(math.ceil(patch_size / multiple) * multiple)
-    patience = max(5, epochs // 4) if patience is None else int(patience)
-    should_stop = should_stop or (lambda: False)
     budget_s = None if max_minutes is None else 60.0 * float(max_minutes)
+    if epochs is None:
+        epochs = DEFAULT_EPOCHS if budget_s is None else 0  # 0: no epoch limit
+    epochs = int(epochs)
+    patience = max(5, epochs // 4) if patience is None else int(patience)
+    plateau_s = None if budget_s is None else PLATEAU_SHARE * budget_s
+    should_stop = should_stop or (lambda: False)
 
     data = prepare_data(
         images, masks, rois, model, val_fraction=val_fraction, weighting=loss_fn.weighting
@@ -317,7 +348,9 @@ def fine_tune(
     if steps_per_epoch is None:
         seen = data.train_pixels / (batch_size * patch * patch)
         steps_per_epoch = int(np.clip(math.ceil(seen), MIN_STEPS_PER_EPOCH, MAX_STEPS_PER_EPOCH))
-    total_steps = epochs * steps_per_epoch
+    total_steps = epochs * steps_per_epoch if epochs else 0
+    val_foreground = data.val.foreground
+    by_loss = val_foreground == 0
 
     # The best copy lives on the CPU in eval mode; the working copy trains on the device.
     best = copy.deepcopy(model).cpu().eval()
@@ -326,7 +359,7 @@ def fine_tune(
         "type": "fine_tune",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "loss": loss_fn.name,
-        "epochs_planned": int(epochs),
+        "epochs_planned": epochs or None,
         "max_minutes": max_minutes,
         "lr": float(lr),
         "patch_size": patch,
@@ -336,67 +369,97 @@ def fine_tune(
         "augment": asdict(augment),
         "seed": int(seed),
         "device": str(target_device),
-        "n_images": len(data.train_images),
+        "n_images": data.planes,
+        "n_train_crops": len(data.train_images),
         "val_pixels": data.val.pixels,
+        "val_foreground_pixels": val_foreground,
+        "selected_by": "training loss" if by_loss else "validation Dice",
         "epochs": [],
     }
     best.history = [*copy.deepcopy(model.history), run]
     work = prepare_for_device(copy.deepcopy(model), target_device)
     work.to(memory_format=CHANNELS_LAST)
     # A state object reused from an earlier run starts afresh.
-    state.__init__(model=best, history=run["epochs"])
+    state.__init__(model=best, history=run["epochs"], selected_by=run["selected_by"])
+    best_loss = math.inf
+    last_gain_s = 0.0  # when the best score last improved
+    plateau_epochs = patience
 
-    def finish(reason: str) -> FineTuneResult:
+    def finish(reason: StopReason) -> FineTuneResult:
+        elapsed = time.perf_counter() - started
         state.stop_reason = reason
-        state.stopped_early = reason != "epochs"
+        state.stopped_early = reason is not StopReason.EPOCHS
+        state.stop_message = describe_stop(
+            reason,
+            epochs=state.epoch,
+            budget_s=budget_s,
+            plateau_s=None if plateau_s is None else elapsed - last_gain_s,
+            patience=plateau_epochs,
+        )
         run.update(
-            stop_reason=reason,
+            stop_reason=reason.value,
+            stop_message=state.stop_message,
             best_dice=_json_float(state.best_dice),
             best_epoch=state.best_epoch,
-            elapsed_s=round(time.perf_counter() - started, 2),
+            elapsed_s=round(elapsed, 2),
         )
         state.finished = True
         return state.result()
 
     try:
-        if should_stop():
-            state.initial_dice = data.val.dice(work, target_device)
-            state.best_dice = state.initial_dice if keep_start else math.nan
-            return finish("stopped")
+        if by_loss:
+            what = "no validation pixels" if not data.val.pixels else "no foreground"
+            yield Notice(
+                f"the validation set holds {what}: the best epoch is chosen by training "
+                "loss, and early stopping is off"
+            )
         state.initial_dice = data.val.dice(work, target_device)
         # Training from scratch: the untrained start is never a useful result,
         # so the first validated epoch replaces it whatever its Dice.
-        state.best_dice = state.initial_dice if keep_start else math.nan
+        state.best_dice = state.initial_dice if keep_start and not by_loss else math.nan
         run["initial_dice"] = _json_float(state.initial_dice)
+        if should_stop():
+            return finish(StopReason.STOPPED)
 
         rng = np.random.default_rng(seed)
         optimizer = torch.optim.AdamW(work.parameters(), lr=lr, weight_decay=weight_decay)
         use_fp16 = target_device.type == "cuda" and not torch.cuda.is_bf16_supported()
         scaler = torch.amp.GradScaler("cuda", enabled=use_fp16)
-        warmup = min(0.05, 2.0 / max(1, epochs))
+        warmup = min(0.05, 2.0 / max(1, epochs)) if epochs else 0.05
         step_times: list[float] = []
         val_time = 0.0
         last_progress = -math.inf
         epochs_without_gain = 0
-        reason = "epochs"
+        # Early stopping never ends a run whose model has not yet marked any
+        # validation foreground: an all-empty output is no plateau to stop on.
+        found_foreground = False
+        reason = StopReason.EPOCHS
+        epoch = 0
 
-        for epoch in range(1, epochs + 1):
+        def done_share(elapsed: float) -> float:
+            shares = []
+            if total_steps:
+                shares.append(state.step / total_steps)
+            if budget_s is not None:
+                shares.append(elapsed / budget_s)
+            return float(min(1.0, max(shares)))
+
+        while not epochs or epoch < epochs:
+            epoch += 1
             work.train()
             losses: list[float] = []
             cut_short = False
             for step in range(steps_per_epoch):
                 elapsed = time.perf_counter() - started
                 if should_stop():
-                    reason, cut_short = "stopped", True
+                    reason, cut_short = StopReason.STOPPED, True
                     break
                 mean_step = float(np.mean(step_times[-20:])) if step_times else 0.0
                 if budget_s is not None and elapsed + mean_step + val_time > budget_s:
-                    reason, cut_short = "time_budget", True
+                    reason, cut_short = StopReason.TIME_BUDGET, True
                     break
                 t0 = time.perf_counter()
-                progress = state.step / total_steps
-                if budget_s is not None:
-                    progress = max(progress, elapsed / budget_s)
+                progress = done_share(elapsed)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * _lr_factor(progress, warmup)
                 patches = [
@@ -419,35 +482,51 @@ def fine_tune(
                 if now - last_progress >= PROGRESS_INTERVAL_S or step == steps_per_epoch - 1:
                     last_progress = now
                     loss_text = f", loss {losses[-1]:.4f}" if losses else ""
+                    total = _total_steps(state.step, total_steps, budget_s, now - started)
+                    where = f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"
                     yield Progress(
                         state.step,
-                        total_steps,
-                        f"epoch {epoch}/{epochs}, step {step + 1}/{steps_per_epoch}{loss_text}",
+                        total,
+                        f"{where}, step {step + 1}/{steps_per_epoch}{loss_text}",
                     )
             if not losses:
                 # Stopped before any step of this epoch: nothing new to validate.
+                epoch -= 1
                 break
-            if cut_short and reason == "stopped":
+            if cut_short and reason is StopReason.STOPPED:
+                epoch -= 1
                 break
             t0 = time.perf_counter()
-            val_dice = data.val.dice(work, target_device)
+            score = data.val.score(work, target_device)
+            val_dice = score.dice
             val_time = time.perf_counter() - t0
             elapsed = time.perf_counter() - started
-            improved = not math.isnan(val_dice) and (
-                math.isnan(state.best_dice) or val_dice > state.best_dice
-            )
-            if improved or (math.isnan(val_dice) and not data.val.pixels):
-                # Without a validation set the latest weights are the best we know.
+            train_loss = float(np.mean(losses))
+            found_foreground = found_foreground or score.predicted > 0
+            if by_loss:
+                improved = train_loss < best_loss
+            else:
+                # Equal at zero (no overlap yet): the lower training loss is further along.
+                improved = (
+                    math.isnan(state.best_dice)
+                    or val_dice > state.best_dice
+                    or (val_dice == state.best_dice == 0.0 and train_loss < best_loss)
+                )
+            if improved:
                 best.load_state_dict({k: v.detach().cpu() for k, v in work.state_dict().items()})
                 best.eval()
+                best_loss = min(best_loss, train_loss)
                 state.best_dice, state.best_epoch = val_dice, epoch
                 epochs_without_gain = 0
+                last_gain_s = elapsed
             else:
                 epochs_without_gain += 1
             record = {
                 "epoch": epoch,
-                "train_loss": float(np.mean(losses)),
+                "train_loss": train_loss,
                 "val_dice": _json_float(val_dice),
+                "val_dice_per_image": [round(d, 4) for d in score.per_image],
+                "val_predicted_pixels": score.predicted,
                 "lr": optimizer.param_groups[0]["lr"],
                 "elapsed_s": round(elapsed, 3),
                 "steps": len(losses),
@@ -456,30 +535,44 @@ def fine_tune(
             run["epochs"].append(record)
             state.epoch = epoch
             run.update(best_dice=_json_float(state.best_dice), best_epoch=state.best_epoch)
-            eta = (epochs - epoch) * (elapsed / epoch)
+            eta = (epochs - epoch) * (elapsed / epoch) if epochs else math.inf
             if budget_s is not None:
                 eta = min(eta, max(0.0, budget_s - elapsed))
             yield EpochEnd(
                 epoch,
                 epochs,
-                record["train_loss"],
+                train_loss,
                 val_dice,
                 state.best_dice,
                 state.best_epoch,
                 elapsed,
                 record["lr"],
                 0.0 if cut_short else eta,
+                1.0 if cut_short else done_share(elapsed),
             )
             if cut_short:
                 break
-            if epochs_without_gain >= patience and epoch < epochs:
-                reason = "early_stopping"
+            may_stop = not by_loss and (found_foreground or val_foreground == 0)
+            if plateau_s is not None:
+                plateau = elapsed - last_gain_s >= plateau_s
+            else:
+                plateau = epochs_without_gain >= patience
+            if may_stop and plateau and (not epochs or epoch < epochs):
+                reason = StopReason.PLATEAU
                 break
         return finish(reason)
     finally:
         if not state.finished:
             # Closed or failed mid-run: the best copy is whole; say why it ended.
-            finish("interrupted")
+            finish(StopReason.INTERRUPTED)
+
+
+def _total_steps(step: int, planned: int, budget_s: float | None, elapsed: float) -> int:
+    """Return the expected steps of the whole run: planned, or as the time budget allows."""
+    totals = [planned] if planned else []
+    if budget_s is not None and step:
+        totals.append(step + int((budget_s - elapsed) / (elapsed / step)))
+    return max(step, min(totals)) if totals else step
 
 
 def _json_float(value: float) -> float | None:

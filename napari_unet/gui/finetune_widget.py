@@ -26,7 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from napari.layers import Image
+from napari.layers import Image, Labels
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import QTimer
@@ -47,9 +47,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.core.errors import InputError
-from napari_unet.core.events import EpochEnd, Progress
+from napari_unet.core.events import EpochEnd, Notice, Progress
 from napari_unet.gui._animations import restore_animations, slow_animations
-from napari_unet.gui._layers import LayerCombo
+from napari_unet.gui._layers import LayerCombo, layer_array
 from napari_unet.gui._repredict import Repredictor, guess_image_layer
 from napari_unet.gui.live_plot import LivePlot
 from napari_unet.gui.session import get_session
@@ -69,6 +69,8 @@ LOSS_COLOR, DICE_COLOR = "#ffb74d", "#4fc3f7"
 SPINNER_SPEED_PERCENT = 10
 #: Delay of the progress-bar update after an epoch's plot update, in ms.
 BAR_DELAY_MS = 50
+#: The progress bar counts thousandths of the run (epochs or time budget).
+BAR_STEPS = 1000
 _AUGMENT_LABELS = {
     "flips": "flips",
     "rot90": "90° rotations",
@@ -140,6 +142,7 @@ class FineTuneWidget(QWidget):
         self.saved_path: Path | None = None
         self.dice_before = math.nan
         self.dice_after = math.nan
+        self.notice = ""
         self._stop = threading.Event()
         self._state: TrainingState | None = None
         self._progress: progress | None = None
@@ -148,7 +151,8 @@ class FineTuneWidget(QWidget):
         self.repredictor = Repredictor(napari_viewer, self.session, self._on_repredicted)
 
         self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(1, 10_000)
+        self.epochs_spin.setRange(0, 10_000)
+        self.epochs_spin.setSpecialValueText("until the time budget is used")
         self.epochs_spin.setValue(training.DEFAULT_EPOCHS)
         self.minutes_spin = QDoubleSpinBox()
         self.minutes_spin.setRange(0.0, 24 * 60.0)
@@ -186,6 +190,15 @@ class FineTuneWidget(QWidget):
                 self.augment_checks[f.name] = check
 
         self.image_combo = LayerCombo(napari_viewer, Image, self)
+        self.roi_check = QCheckBox("Patch centres inside")
+        self.roi_check.setToolTip(
+            "Train on patches centred inside this Labels layer (for example a lung mask "
+            "for nodules); pairs of another size use the whole image"
+        )
+        self.roi_combo = LayerCombo(napari_viewer, Labels, self)
+        roi_row = QHBoxLayout()
+        roi_row.addWidget(self.roi_check)
+        roi_row.addWidget(self.roi_combo, 1)
         self.repredict_check = QCheckBox("Predict this image again when done")
         self.repredict_check.setChecked(True)
         self.start_button = QPushButton("Start")
@@ -209,6 +222,7 @@ class FineTuneWidget(QWidget):
         form.addRow("Loss", self.loss_combo)
         form.addRow("Validation share", self.val_spin)
         form.addRow("Patch size", self.patch_spin)
+        form.addRow("Region of interest", roi_row)
         form.addRow("Image", self.image_combo)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.save_button):
@@ -264,7 +278,7 @@ class FineTuneWidget(QWidget):
         switches = {name: check.isChecked() for name, check in self.augment_checks.items()}
         minutes = self.minutes_spin.value()
         return {
-            "epochs": self.epochs_spin.value(),
+            "epochs": self.epochs_spin.value() or None,
             "max_minutes": minutes if minutes > 0 else None,
             "lr": self.lr_spin.value(),
             "loss": self.loss_combo.currentData(),
@@ -273,6 +287,17 @@ class FineTuneWidget(QWidget):
             "augment": replace(AugmentConfig(), **switches),
             "device": self.session.device,
         }
+
+    def roi_arrays(self, pairs: list) -> list | None:
+        """Return the ROI mask for each pair (``None`` where it does not fit), or ``None``.
+
+        The chosen Labels layer applies to the pairs of its own size.
+        """
+        layer = self.roi_combo.layer() if self.roi_check.isChecked() else None
+        if layer is None:
+            return None
+        roi = layer_array(layer) > 0
+        return [roi if roi.shape == pair.mask.shape else None for pair in pairs]
 
     def autosave_path(self) -> Path:
         """Return a new file name for this run's model in the training folder."""
@@ -316,12 +341,16 @@ class FineTuneWidget(QWidget):
             )
             return None
         settings = self.settings()
+        if settings["epochs"] is None and settings["max_minutes"] is None:
+            show_error("Fine-tune: set a number of epochs or a time budget.")
+            return None
         self._stop.clear()
         self._state = TrainingState()
         gen = fine_tune(
             start_model,
             [p.image.copy() for p in pairs],
             [p.mask.copy() for p in pairs],
+            rois=self.roi_arrays(pairs),
             **settings,
             should_stop=self._stop.is_set,
             state=self._state,
@@ -332,12 +361,13 @@ class FineTuneWidget(QWidget):
         )
         self.saved_path = path
         self.result = None
+        self.notice = ""
         self.dice_before = self.dice_after = math.nan
         self.plot.clear_curves()
         self.dice_label.setText("")
         # Built in the next event-loop turn: creating napari's bar repaints the
         # window, and doing it inside this click would add to one long stall.
-        QTimer.singleShot(0, lambda: self._open_bar(settings["epochs"]))
+        QTimer.singleShot(0, self._open_bar)
         self._spinners = slow_animations(SPINNER_SPEED_PERCENT)
         self.status.setText(f"Fine-tuning on {len(pairs)} pair(s)...")
         self.session.begin_work()
@@ -366,6 +396,11 @@ class FineTuneWidget(QWidget):
 
     def _on_event(self, event: Any) -> None:
         bar = self._progress
+        if isinstance(event, Notice):
+            self.notice = event.message
+            self.status.setText(f"Note: {event.message[0].upper()}{event.message[1:]}.")
+            show_info(f"Fine-tune: {event.message}.")
+            return
         if isinstance(event, Progress):
             # napari's progress bar processes events and repaints the window on
             # every change; a few updates a second keep it alive at little cost.
@@ -390,25 +425,28 @@ class FineTuneWidget(QWidget):
             self.plot.set_marker("best", event.best_epoch, color="#81c784")
         left = "" if event.eta_s is None else f", about {_duration(event.eta_s)} left"
         best = "" if math.isnan(event.best_dice) else f", best Dice {event.best_dice:.3f}"
-        text = f"epoch {event.epoch}/{event.epochs}, loss {event.train_loss:.4f}{best}{left}"
+        text = f"{event.epoch_text}, loss {event.train_loss:.4f}{best}{left}"
+        if self.notice:
+            text += f" (best by training loss: {self.notice.split(':')[0]})"
         self.status.setText(text)
         # napari's bar processes pending events when it changes, which would run
         # the plot's scheduled redraw inside the same stall; a later turn of the
         # event loop keeps the two apart.
-        QTimer.singleShot(BAR_DELAY_MS, lambda: self._advance_bar(text))
+        done = round(BAR_STEPS * event.done)
+        QTimer.singleShot(BAR_DELAY_MS, lambda: self._advance_bar(text, done))
 
-    def _open_bar(self, epochs: int) -> None:
+    def _open_bar(self) -> None:
         if self.worker is not None and self._progress is None:
-            self._progress = progress(total=epochs, desc="Fine-tune")
+            self._progress = progress(total=BAR_STEPS, desc="Fine-tune")
 
-    def _advance_bar(self, text: str) -> None:
+    def _advance_bar(self, text: str, done: int) -> None:
         bar = self._progress
         if bar is None:
             return
         bar.set_description(f"Fine-tune: {text}")
         # set_description processes events: the run may have finished meanwhile.
-        if self._progress is bar:
-            bar.update(1)
+        if self._progress is bar and done > bar.n:
+            bar.update(done - bar.n)
 
     def _on_trained(self, result: FineTuneResult) -> None:
         self.result = result
@@ -426,10 +464,15 @@ class FineTuneWidget(QWidget):
             }
         )
         self.session.set_model(result.model, label)
-        kept = "the starting weights" if result.best_epoch == 0 else f"epoch {result.best_epoch}"
-        self.status.setText(
-            f"Done ({result.stop_reason}): kept {kept}; saved to {self.saved_path}."
-        )
+        if result.best_epoch == 0:
+            kept = (
+                "kept the starting weights, as no epoch beat them on validation; "
+                "try a longer time budget or accept more corrected images"
+            )
+        else:
+            by = " (lowest training loss)" if result.selected_by == "training loss" else ""
+            kept = f"kept epoch {result.best_epoch}{by}"
+        self.status.setText(f"Done, {result.stop_message}: {kept}. Saved to {self.saved_path}.")
         if self._target_image and self._target_image in self.viewer.layers:
             self.repredictor.start(self._target_image, self._start_model, result.model)
 

@@ -127,6 +127,31 @@ def test_predict_refuses_two_inputs_with_one_stem(tmp_path, capsys, tiny_model):
 
 # ----------------------------------------------------------------------------- train
 
+
+def test_train_max_minutes_alone_uses_the_budget(tmp_path, capsys, tiny_model):
+    # --max-minutes alone: no epoch limit, so the run lasts the whole budget
+    # (without validation nothing can stop it early) and says why it ended.
+    image, labels = _blobs((32, 32), centres=((8, 8), (20, 22)), radius=4)
+    tifffile.imwrite(tmp_path / "a.tif", image)
+    tifffile.imwrite(tmp_path / "a_mask.tif", labels)
+    roi = np.zeros((32, 32), np.uint8)
+    roi[:, :20] = 1
+    tifffile.imwrite(tmp_path / "a_roi.tif", roi)
+    argv = [
+        "train", "--images", tmp_path / "a.tif", "--masks", tmp_path / "a_mask.tif",
+        "--rois", tmp_path / "a_roi.tif", "--out", tmp_path / "m.pt", "--init", tiny_model,
+        "--max-minutes", "0.04", "--val-fraction", "0", "--patch-size", "16",
+        "--batch-size", "2", "--device", "cpu",
+    ]  # fmt: skip
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    assert out.splitlines()[0] == "stopped: time budget of 2 s used"
+    run = load_model(tmp_path / "m.pt").history[-1]
+    assert run["stop_reason"] == "time_budget" and run["epochs_planned"] is None
+    assert run["elapsed_s"] >= 0.8 * 0.04 * 60 and len(run["epochs"]) > 1
+    assert re.search(r"^epoch \d+ \[#*-*\] loss", err, re.M)  # no "/N": the budget ends it
+
+
 FAST = ["--epochs", "1", "--patch-size", "16", "--batch-size", "2", "--device", "cpu"]
 
 
@@ -151,7 +176,9 @@ def _train_argv(d, tiny_model, *extra):
 def test_train_saves_a_model_and_reports_best_dice(train_files, capsys, tiny_model):
     code, out, err = _run(capsys, *_train_argv(train_files, tiny_model, *FAST, "--loss", "dice"))
     assert code == 0, err
-    assert re.fullmatch(r"best validation Dice \d\.\d{4} \(.*\); saved .*model\.pt", out.strip())
+    first, second = out.strip().splitlines()
+    assert first == "stopped: the 1 epoch done"
+    assert re.fullmatch(r"best validation Dice \d\.\d{4} \(.*\); saved .*model\.pt", second)
     assert re.search(
         r"^epoch 1/1 \[#+\] loss \d+\.\d{4}  val Dice \d\.\d{4}  best .* ETA 0m00s$", err, re.M
     )
@@ -164,12 +191,14 @@ def test_train_saves_a_model_and_reports_best_dice(train_files, capsys, tiny_mod
     assert sorted(os.listdir(train_files / "out")) == ["model.pt"]
 
 
-def test_train_without_validation_saves_the_last_epoch(train_files, capsys, tiny_model):
+def test_train_without_validation_saves_the_lowest_loss_epoch(train_files, capsys, tiny_model):
     argv = _train_argv(train_files, tiny_model, *FAST, "--val-fraction", "0")
     code, out, _ = _run(capsys, *argv)
     assert code == 0
     saved = train_files / "out" / "model.pt"
-    assert out.strip() == f"no validation split (--val-fraction 0): saved epoch 1 to {saved}"
+    assert out.strip().splitlines()[-1] == (
+        f"no validation split (--val-fraction 0): saved epoch 1 (lowest training loss) to {saved}"
+    )
     assert load_model(train_files / "out" / "model.pt").history[-1]["val_pixels"] == 0
 
 

@@ -12,7 +12,7 @@ import torch
 
 from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.errors import InputError
-from napari_unet.core.events import EpochEnd, Progress, run_to_completion
+from napari_unet.core.events import EpochEnd, Notice, Progress, run_to_completion
 from napari_unet.core.model import build_model
 from napari_unet.core.training import FineTuneResult, TrainingState, fine_tune
 from napari_unet.core.validation import prepare_data
@@ -83,7 +83,9 @@ def test_returned_model_holds_the_best_weights_and_input_is_untouched(model, dat
     history, extra = copy.deepcopy(model.history), copy.deepcopy(model.extra)
     snapshots = {}
     state = TrainingState()
-    gen = fine_tune(model, *data, epochs=4, lr=1e-2, state=state, **{**FAST, "steps_per_epoch": 6})
+    gen = fine_tune(
+        model, *data, epochs=4, lr=1e-2, state=state, **{**FAST, "steps_per_epoch": 20}
+    )
     result = None
     while True:
         try:
@@ -157,7 +159,7 @@ def test_time_budget_is_respected(model, data):
     budget_min = 0.03  # 1.8 s
     t0 = time.perf_counter()
     result = run_to_completion(
-        fine_tune(model, *data, epochs=10_000, max_minutes=budget_min, **FAST)
+        fine_tune(model, *data, epochs=10_000, max_minutes=budget_min, val_fraction=0, **FAST)
     )
     elapsed = time.perf_counter() - t0
     assert result.stop_reason == "time_budget" and result.stopped_early
@@ -165,17 +167,99 @@ def test_time_budget_is_respected(model, data):
     assert result.history and result.history[-1]["elapsed_s"] <= budget_min * 60 + 1.0
 
 
+def test_max_minutes_alone_uses_the_whole_budget(model, data):
+    # No epoch count: the budget alone ends the run.  The model never marks
+    # foreground (threshold 1), so no plateau may end it early either.
+    model.threshold = 1.0
+    budget_min = 0.05  # 3 s, against 2-step epochs of a few tens of ms
+    events = []
+    result = run_to_completion(
+        fine_tune(model, *data, max_minutes=budget_min, **FAST), events.append
+    )
+    assert result.stop_reason == "time_budget"
+    assert result.stop_message == "time budget of 3 s used"
+    assert result.history[-1]["elapsed_s"] >= 0.8 * budget_min * 60
+    ends = [e for e in events if isinstance(e, EpochEnd)]
+    assert len(ends) > 20 and all(e.epochs == 0 for e in ends)
+    assert ends[-1].epoch_text == f"epoch {ends[-1].epoch}" and ends[-1].done >= 0.9
+
+
+def test_plateau_in_time_needs_a_quarter_of_the_budget(model, data):
+    # Everything marked foreground (threshold 0): Dice never changes, so the
+    # run is on a plateau from the start and ends after a quarter of the budget.
+    model.threshold = 0.0
+    budget_min = 0.08  # 4.8 s
+    result = run_to_completion(fine_tune(model, *data, max_minutes=budget_min, **FAST))
+    assert result.stop_reason == "early_stopping"
+    elapsed = result.history[-1]["elapsed_s"]
+    assert 0.25 * budget_min * 60 <= elapsed < 0.75 * budget_min * 60
+    assert result.stop_message.startswith("no improvement for ")
+    assert result.best_epoch == 0  # the starting weights were never beaten
+
+
+def test_both_limits_whichever_comes_first(model, data):
+    result = run_to_completion(fine_tune(model, *data, epochs=2, max_minutes=10, **FAST))
+    assert result.stop_reason == "epochs" and len(result.history) == 2
+    assert result.stop_message == "all 2 epochs done"
+
+
 def test_early_stopping_after_patience(model, data):
-    model.threshold = 1.0  # nothing ever reaches it: validation Dice stays 0
+    model.threshold = 0.0  # everything is foreground: validation Dice never changes
     result = run_to_completion(fine_tune(model, *data, epochs=20, patience=3, **FAST))
     assert result.stop_reason == "early_stopping"
+    assert result.stop_message == "no improvement for 3 epochs"
     assert result.best_epoch == 0 and len(result.history) == 3
     assert same_weights(weights_of(result.model), weights_of(model))  # the input weights kept
 
 
-def test_without_validation_the_last_epoch_is_kept(model, data):
-    result = run_to_completion(fine_tune(model, *data, epochs=2, val_fraction=0.0, **FAST))
-    assert math.isnan(result.best_dice) and result.best_epoch == 2
+def test_no_early_stop_before_the_model_marks_foreground(model, data):
+    model.threshold = 1.0  # nothing ever reaches it: validation Dice stays 0
+    result = run_to_completion(fine_tune(model, *data, epochs=8, patience=2, **FAST))
+    assert result.stop_reason == "epochs" and len(result.history) == 8
+
+
+def test_empty_prediction_never_becomes_the_best_model(data):
+    # Eight slices, half of them empty; validation holds one of each.  This run
+    # has epochs that mark nothing at all: a per-image mean Dice rates them
+    # 0.5 (1 on the empty slice), the pooled Dice that selects the model 0.
+    images, masks = data
+    rng = np.random.default_rng(5)
+    empty = [rng.normal(200, 60, (64, 64)).astype(np.uint16) for _ in range(4)]
+    more = [disc_image(s) for s in (8, 9)]
+    images = [*images, *empty, *(p[0] for p in more)]
+    masks = [*masks, *(np.zeros((64, 64), np.int32) for _ in range(4)), *(p[1] for p in more)]
+    torch.manual_seed(0)
+    model = build_model(base_width=8, depth=2)
+    fast = {**FAST, "steps_per_epoch": 25, "batch_size": 4}
+    result = run_to_completion(
+        fine_tune(model, images, masks, epochs=3, lr=1e-2, keep_start=False, val_fraction=0.34,
+                  **fast)
+    )  # fmt: skip
+    run = result.model.history[-1]
+    assert run["val_foreground_pixels"] > 0 and run["selected_by"] == "validation Dice"
+    empty_epochs = [h for h in result.history if h["val_predicted_pixels"] == 0]
+    assert empty_epochs and all(np.mean(h["val_dice_per_image"]) == 0.5 for h in empty_epochs)
+    best = result.history[result.best_epoch - 1]
+    assert best["val_predicted_pixels"] > 0 and result.best_dice > 0.5
+
+
+def test_validation_without_foreground_selects_by_training_loss(model, data):
+    images, _ = data
+    events = []
+    empty = [np.zeros((64, 64), np.int32)] * 2
+    result = run_to_completion(fine_tune(model, images, empty, epochs=3, **FAST), events.append)
+    (notice,) = [e for e in events if isinstance(e, Notice)]
+    assert "no foreground" in notice.message and "training loss" in notice.message
+    assert result.selected_by == "training loss"
+    losses = [h["train_loss"] for h in result.history]
+    assert result.best_epoch == 1 + int(np.argmin(losses))
+
+
+def test_without_validation_the_lowest_training_loss_is_kept(model, data):
+    result = run_to_completion(fine_tune(model, *data, epochs=3, val_fraction=0.0, **FAST))
+    assert math.isnan(result.best_dice) and result.selected_by == "training loss"
+    losses = [h["train_loss"] for h in result.history]
+    assert result.best_epoch == 1 + int(np.argmin(losses))
     assert all(h["val_dice"] is None for h in result.history)
 
 

@@ -8,6 +8,7 @@ import torch
 from napari_unet.core.model import build_model
 from napari_unet.core.validation import (
     WHOLE_IMAGE_MIN,
+    ValidationSet,
     assign_split,
     image_key,
     prepare_data,
@@ -78,7 +79,7 @@ def test_strip_box_edge_cases():
     assert strip_box((2, 2), 0.9, "right") == [0, 2, 1, 2]  # at least one left to train
 
 
-def test_prepare_data_never_trains_on_the_strip():
+def test_prepare_data_never_trains_on_the_band():
     rng = np.random.default_rng(0)
     image = rng.integers(0, 1000, (60, 80)).astype(np.uint16)
     labels = (rng.random((60, 80)) > 0.8).astype(np.int32)
@@ -86,28 +87,81 @@ def test_prepare_data_never_trains_on_the_strip():
     data = prepare_data([image], [labels], None, model, val_fraction=0.25, weighting="border")
     (entry,) = data.split["images"].values()
     y0, y1, x0, x1 = entry["box"]
-    (train,) = data.train_images
     assert data.val.pixels == (y1 - y0) * (x1 - x0)
     assert data.train_pixels + data.val.pixels == image.size
-    assert train.shape[1:] == data.train_targets[0].shape == data.train_weights[0].shape
-    # The training crop is the image minus the strip (normalisation is per image).
+    for train, target, weight in zip(
+        data.train_images, data.train_targets, data.train_weights, strict=True
+    ):
+        assert train.shape[1:] == target.shape == weight.shape
+    # The training crops are the image minus the band (normalisation is per image).
     full = prepare_data([image], [labels], None, model, val_fraction=0.0).train_images[0]
-    rows = (
-        slice(y1, 60)
-        if y0 == 0 and y1 < 60
-        else slice(0, y0)
-        if y1 == 60 and y0 > 0
-        else slice(0, 60)
-    )
-    cols = (
-        slice(x1, 80)
-        if x0 == 0 and x1 < 80
-        else slice(0, x0)
-        if x1 == 80 and x0 > 0
-        else slice(0, 80)
-    )
-    assert np.array_equal(train, full[:, rows, cols])
+    if x0 == 0 and x1 == 80:
+        parts = [full[:, :y0], full[:, y1:]]
+    else:
+        parts = [full[:, :, :x0], full[:, :, x1:]]
+    parts = [p for p in parts if p.size]
+    assert len(parts) == len(data.train_images)
+    for part, train in zip(parts, data.train_images, strict=True):
+        assert np.array_equal(train, part)
     assert 0.0 <= data.val.dice(model, torch.device("cpu")) <= 1.0
+
+
+def test_band_holds_foreground_the_edges_lack():
+    # One small object in the middle of the image: an edge strip would hold none.
+    labels = np.zeros((200, 200), np.int32)
+    labels[95:105, 95:105] = 1
+    labels[40:46, 150:156] = 2  # and one elsewhere, so training keeps foreground
+    image = labels.astype(np.float32)
+    model = build_model(base_width=4, depth=2)
+    data = prepare_data([image], [labels], None, model, val_fraction=0.2)
+    assert data.val.foreground > 0
+    assert sum(int(t.sum()) for t in data.train_targets) > 0
+
+
+def test_whole_images_are_stratified_by_foreground():
+    # Half the slices empty: the validation set still gets foreground images.
+    rng = np.random.default_rng(3)
+    images, masks = [], []
+    for i in range(12):
+        mask = np.zeros((32, 32), np.int32)
+        if i % 2:
+            mask[10:14, 10:14] = 1
+        images.append(rng.random((32, 32)).astype(np.float32) + i)
+        masks.append(mask)
+    keys = [image_key(i) for i in images]
+    split = assign_split(keys, [m.shape for m in masks], 0.25, masks=masks)
+    roles = {k: split["images"][k]["role"] for k in keys}
+    val_fg = [roles[k] == "val" for k, m in zip(keys, masks, strict=True) if m.any()]
+    val_empty = [roles[k] == "val" for k, m in zip(keys, masks, strict=True) if not m.any()]
+    assert sum(val_fg) == round(0.25 * 6) and sum(val_empty) == round(0.25 * 6)
+
+
+def test_lone_foreground_image_gives_up_a_band():
+    images = [np.full((32, 32), i, np.float32) for i in range(6)]
+    masks = [np.zeros((32, 32), np.int32) for _ in range(6)]
+    masks[4][5:9, 5:9] = 1
+    masks[4][20:24, 20:24] = 2
+    keys = [image_key(i) for i in images]
+    split = assign_split(keys, [m.shape for m in masks], 0.2, masks=masks)
+    assert split["images"][keys[4]]["role"] == "strip"
+
+
+def test_pooled_score_cannot_be_won_by_an_empty_prediction():
+    # Three empty regions and one with foreground: per-image Dice of an empty
+    # prediction averages 0.75, the pooled Dice that selection uses is 0.
+    val = ValidationSet()
+    for i in range(4):
+        truth = np.zeros((32, 32), bool)
+        if i == 0:
+            truth[8:16, 8:16] = True
+        val.add(np.zeros((1, 32, 32), np.float32), truth)
+    model = build_model(base_width=4, depth=2)
+    with torch.no_grad():
+        model.outc.conv.bias.fill_(-50.0)  # predicts nothing anywhere
+    score = val.score(model, torch.device("cpu"))
+    assert score.predicted == 0 and score.foreground == 64
+    assert np.mean(score.per_image) == 0.75
+    assert score.dice == 0.0
 
 
 def test_weightings():

@@ -230,3 +230,37 @@ def test_prediction_again_keeps_segment_options_and_is_not_a_correction(
     assert record.settings == expected
     # ... so the next Segment run does not take the new mask for a person's correction.
     assert not check_content(record, mask_layer)
+
+
+def test_time_budget_alone_runs_until_spent_and_says_why(make_napari_viewer, qtbot, tmp_path):
+    viewer = make_napari_viewer()
+    session, _, widget = setup(viewer, tmp_path)
+    widget.repredict_check.setChecked(False)
+    widget.val_spin.setValue(0.0)  # no validation: nothing can end it before the budget
+    widget.epochs_spin.setValue(0)
+    assert widget.epochs_spin.text() == "until the time budget is used"
+    widget.minutes_spin.setValue(0.1)  # 6 s
+    roi = np.zeros((64, 64), np.uint8)
+    roi[:, :40] = 1
+    viewer.add_labels(roi, name="roi")
+    widget.roi_check.setChecked(True)
+    widget.roi_combo.set_layer("roi")
+    rois = widget.roi_arrays(list(session.training_set))
+    assert len(rois) == 2 and all(np.array_equal(r, roi > 0) for r in rois)
+    assert widget.settings()["epochs"] is None
+    assert widget.start() is not None
+    wait_idle(qtbot, widget)
+    result = widget.result
+    assert result.stop_reason == "time_budget" and result.history[-1]["elapsed_s"] >= 4.5
+    text = widget.status.text()
+    assert text.startswith("Done, time budget of 6 s used: kept epoch ")
+    assert "(lowest training loss)" in text
+
+
+def test_neither_epochs_nor_budget_is_refused(make_napari_viewer, tmp_path, messages):
+    viewer = make_napari_viewer()
+    _, _, widget = setup(viewer, tmp_path)
+    widget.epochs_spin.setValue(0)
+    widget.minutes_spin.setValue(0)
+    assert widget.start() is None
+    assert messages and "set a number of epochs or a time budget" in messages[-1]
