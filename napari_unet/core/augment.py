@@ -34,6 +34,14 @@ class AugmentConfig:
         Random gamma, brightness and contrast on the image.
     noise
         Additive Gaussian noise on the image.
+    blur
+        Defocus: a Gaussian blur of the image, mask unchanged, with extra
+        noise, as on a dim, out-of-focus plane whose per-image
+        normalisation stretches its noise along with its faint signal.
+    scale
+        Random zoom in or out about the patch centre (objects larger or
+        smaller than in the training images), applied with the elastic
+        deformation in one resampling.
     elastic_grid
         Number of control points per axis of the displacement grid.
     elastic_sigma
@@ -49,6 +57,12 @@ class AugmentConfig:
         Largest standard deviation of the added noise (normalised units).
     intensity_p, noise_p
         Probabilities of the intensity change and of the noise.
+    blur_sigma, blur_p, blur_noise
+        Range of the blur's standard deviation in pixels, its probability,
+        and the largest standard deviation of the noise added with it.
+    scale_range, scale_p
+        Range of the zoom factor (drawn log-uniformly; 2 doubles object
+        sizes), and its probability.
     """
 
     flips: bool = True
@@ -56,6 +70,8 @@ class AugmentConfig:
     elastic: bool = True
     intensity: bool = True
     noise: bool = True
+    blur: bool = True
+    scale: bool = True
     elastic_grid: int = 3
     elastic_sigma: float = 10.0
     elastic_p: float = 0.5
@@ -65,11 +81,24 @@ class AugmentConfig:
     intensity_p: float = 0.5
     noise_std: float = 0.05
     noise_p: float = 0.3
+    blur_sigma: tuple[float, float] = (0.5, 5.0)
+    blur_p: float = 0.3
+    blur_noise: float = 0.15
+    scale_range: tuple[float, float] = (0.5, 2.0)
+    scale_p: float = 0.5
 
     @classmethod
     def none(cls) -> AugmentConfig:
         """Return a configuration with every augmentation switched off."""
-        return cls(flips=False, rot90=False, elastic=False, intensity=False, noise=False)
+        return cls(
+            flips=False,
+            rot90=False,
+            elastic=False,
+            intensity=False,
+            noise=False,
+            blur=False,
+            scale=False,
+        )
 
 
 def elastic_displacement(
@@ -161,19 +190,33 @@ def augment(
         if k:
             geometric(lambda a: np.rot90(a, k, axes=(-2, -1)))
 
-    if config.elastic and rng.random() < config.elastic_p:
+    deform = config.elastic and rng.random() < config.elastic_p
+    zoom = 1.0
+    if config.scale and rng.random() < config.scale_p:
+        zoom = float(np.exp(rng.uniform(*np.log(config.scale_range))))
+    if deform or zoom != 1.0:
         h, w = img.shape[-2:]
-        disp = elastic_displacement((h, w), rng, config.elastic_sigma, config.elastic_grid)
         yy, xx = np.meshgrid(
             np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij"
         )
-        coords = np.stack([yy + disp[0], xx + disp[1]])
+        # Zooming by z reads the patch at 1/z steps about its centre (mirrored
+        # beyond the patch when zooming out).
+        cy, cx = (h - 1) / 2, (w - 1) / 2
+        coords = np.stack([cy + (yy - cy) / zoom, cx + (xx - cx) / zoom])
+        if deform:
+            coords += elastic_displacement((h, w), rng, config.elastic_sigma, config.elastic_grid)
         img = np.stack([_warp(c, coords, 1) for c in img])
         msk = _warp(np.ascontiguousarray(msk), coords, 0)
         if wgt is not None:
             wgt = _warp(np.ascontiguousarray(wgt), coords, 1)
 
     img = np.ascontiguousarray(img, dtype=np.float32)
+    if config.blur and rng.random() < config.blur_p:
+        sigma = rng.uniform(*config.blur_sigma)
+        img = np.stack([ndi.gaussian_filter(c, sigma, mode="mirror") for c in img])
+        if config.blur_noise > 0:
+            std = rng.uniform(0.0, config.blur_noise)
+            img = img + rng.normal(0.0, std, size=img.shape).astype(np.float32)
     if config.intensity and rng.random() < config.intensity_p:
         img = _intensity(img, rng, config)
     if config.noise and rng.random() < config.noise_p:

@@ -43,6 +43,8 @@ from napari_unet.core.validation import ValidationSet, prepare_data
 #: images takes about two minutes on a 2-core CPU (see BENCHMARKS.md).  With a
 #: time budget and no epoch count, training runs until the budget is spent.
 DEFAULT_EPOCHS = 20
+#: Expected share of each batch drawn from the replay images, when given.
+DEFAULT_REPLAY_FRACTION = 0.25
 #: With a time budget, early stopping waits for a plateau of at least this
 #: share of the budget.
 PLATEAU_SHARE = 0.25
@@ -222,6 +224,8 @@ def fine_tune(
     weight_decay: float = 1e-4,
     state: TrainingState | None = None,
     keep_start: bool = True,
+    replay: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    replay_fraction: float = DEFAULT_REPLAY_FRACTION,
 ) -> Generator[Progress | EpochEnd, None, FineTuneResult]:
     """Train a copy of ``model`` on images and masks; keep the best weights.
 
@@ -295,6 +299,13 @@ def fine_tune(
         (a run that does not improve the validation Dice returns the model
         unchanged), False for training from scratch (the first validated
         epoch replaces the untrained start).
+    replay
+        Optional ``(images, masks)`` that the starting model was trained on:
+        ``replay_fraction`` of the patches (in expectation) come from them,
+        so that the fine-tune does not forget what the model could do.  They
+        are never validated on.
+    replay_fraction
+        Expected share of replayed patches per batch, in [0, 1).
 
     Yields
     ------
@@ -345,6 +356,19 @@ def fine_tune(
         patch_size=patch,
         foreground_fraction=foreground_fraction,
     )
+    replay_sampler = None
+    if replay is not None and replay_fraction > 0:
+        if not 0.0 <= replay_fraction < 1.0:
+            raise InputError(f"replay share must be in [0, 1), got {replay_fraction!r}")
+        old = prepare_data(*replay, None, model, val_fraction=0.0, weighting=loss_fn.weighting)
+        replay_sampler = PatchSampler(
+            old.train_images,
+            old.train_targets,
+            old.train_weights,
+            None,
+            patch_size=patch,
+            foreground_fraction=foreground_fraction,
+        )
     if steps_per_epoch is None:
         seen = data.train_pixels / (batch_size * patch * patch)
         steps_per_epoch = int(np.clip(math.ceil(seen), MIN_STEPS_PER_EPOCH, MAX_STEPS_PER_EPOCH))
@@ -371,6 +395,8 @@ def fine_tune(
         "device": str(target_device),
         "n_images": data.planes,
         "n_train_crops": len(data.train_images),
+        "replay_images": 0 if replay is None else len(replay[0]),
+        "replay_fraction": float(replay_fraction) if replay is not None else 0.0,
         "val_pixels": data.val.pixels,
         "val_foreground_pixels": val_foreground,
         "selected_by": "training loss" if by_loss else "validation Dice",
@@ -462,9 +488,13 @@ def fine_tune(
                 progress = done_share(elapsed)
                 for group in optimizer.param_groups:
                     group["lr"] = lr * _lr_factor(progress, warmup)
+                n_old = 0 if replay_sampler is None else rng.binomial(batch_size, replay_fraction)
+                drawn = sampler.sample(batch_size - n_old, rng)
+                if n_old:
+                    drawn += replay_sampler.sample(n_old, rng)
                 patches = [
                     augment_patch(img, tgt, wgt, rng, augment) + (on_fg,)
-                    for img, tgt, wgt, on_fg in sampler.sample(batch_size, rng)
+                    for img, tgt, wgt, on_fg in drawn
                 ]
                 x, y, w = _to_batch(patches, target_device)
                 optimizer.zero_grad(set_to_none=True)

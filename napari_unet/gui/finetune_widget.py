@@ -77,6 +77,8 @@ _AUGMENT_LABELS = {
     "elastic": "elastic",
     "intensity": "gamma / brightness / contrast",
     "noise": "noise",
+    "blur": "blur (defocus)",
+    "scale": "zoom 0.5-2x",
 }
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from napari_unet.core.augment import AugmentConfig, augment, elastic_displacement
 
 H = W = 48
-GEOMETRY_ONLY = AugmentConfig(intensity=False, noise=False, elastic=False)
+GEOMETRY_ONLY = AugmentConfig(intensity=False, noise=False, elastic=False, blur=False, scale=False)
 
 
 def coordinate_images():
@@ -45,8 +47,9 @@ def test_transforms_are_actually_applied():
 def test_elastic_keeps_alignment_and_mask_binary():
     image, mask, weight = coordinate_images()
     config = AugmentConfig(
-        flips=False, rot90=False, intensity=False, noise=False, elastic=True, elastic_p=1.0
-    )
+        flips=False, rot90=False, intensity=False, noise=False, elastic=True, elastic_p=1.0,
+        blur=False, scale=False,
+    )  # fmt: skip
     out_img, out_mask, out_w = augment(image, mask, weight, np.random.default_rng(0), config)
     assert not np.allclose(out_img, image, atol=1.0)  # it really deformed
     assert set(np.unique(out_mask)) <= {0, 1}
@@ -62,12 +65,36 @@ def test_elastic_keeps_alignment_and_mask_binary():
 def test_intensity_changes_only_the_image():
     image, mask, weight = coordinate_images()
     config = AugmentConfig(
-        flips=False, rot90=False, elastic=False, intensity_p=1.0, noise_p=1.0, noise_std=0.1
-    )
+        flips=False, rot90=False, elastic=False, intensity_p=1.0, noise_p=1.0, noise_std=0.1,
+        blur_p=1.0, scale=False,
+    )  # fmt: skip
     out_img, out_mask, out_w = augment(image / H, mask, weight, np.random.default_rng(1), config)
     assert not np.allclose(out_img, image / H)
     assert np.array_equal(out_mask, mask)
     assert np.array_equal(out_w, weight)
+
+
+def test_scale_zooms_image_mask_and_weights_together():
+    image, mask, weight = coordinate_images()
+    config = replace(AugmentConfig.none(), scale=True, scale_p=1.0, scale_range=(2.0, 2.0))
+    out_img, out_mask, out_w = augment(image, mask, weight, np.random.default_rng(0), config)
+    yy, xx = out_img
+    # Zoomed in twice about the centre: coordinates advance by half a pixel per pixel.
+    assert np.allclose(np.diff(yy, axis=0), 0.5, atol=1e-4)
+    assert np.allclose(np.diff(xx, axis=1), 0.5, atol=1e-4)
+    assert np.allclose(out_w, yy * W + xx, atol=1e-2)
+    expected = (yy < 10) & (xx < 30)
+    assert np.mean(out_mask.astype(bool) == expected) > 0.97
+
+
+def test_blur_smooths_the_image_only():
+    rng = np.random.default_rng(2)
+    image = rng.random((32, 32)).astype(np.float32)
+    mask = (image > 0.5).astype(np.uint8)
+    config = replace(AugmentConfig.none(), blur=True, blur_p=1.0, blur_sigma=(2.0, 2.0), blur_noise=0.0)
+    out_img, out_mask, _ = augment(image, mask, None, np.random.default_rng(0), config)
+    assert out_img.std() < 0.5 * image.std()
+    assert np.array_equal(out_mask, mask)
 
 
 def test_same_seed_same_result_and_shapes():

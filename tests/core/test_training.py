@@ -347,3 +347,20 @@ def test_a_reused_state_starts_afresh(model, data):
         result = run_to_completion(fine_tune(model, *data, epochs=2, state=state, **FAST))
         assert state.step == 4 and state.epoch == 2 and state.finished
         assert state.result().history == result.history
+
+
+def test_replay_images_train_but_are_never_validated(model, data):
+    images, masks = data
+    old_image, old_mask = disc_image(11)
+    result = run_to_completion(
+        fine_tune(model, images, masks, epochs=1, replay=([old_image], [old_mask]), **FAST)
+    )
+    run = result.model.history[-1]
+    assert run["replay_images"] == 1 and run["replay_fraction"] == 0.25
+    split = result.model.extra["validation_split"]["images"]
+    assert len(split) == 2  # only the user's own images are split
+    with pytest.raises(InputError, match="replay share"):
+        run_to_completion(
+            fine_tune(model, images, masks, epochs=1, replay=([old_image], [old_mask]),
+                      replay_fraction=1.5, **FAST)
+        )  # fmt: skip
