@@ -49,6 +49,10 @@ DEFAULT_REPLAY_FRACTION = 0.25
 #: share of the budget.
 PLATEAU_SHARE = 0.25
 DEFAULT_LR = 1e-3
+#: Peak learning rate when fine-tuning a trained model (``keep_start=True``):
+#: lower, so a fine-tune on two images adapts the model without forgetting
+#: what it could do on others (benchmarks/results/generalisation.md).
+DEFAULT_FINE_TUNE_LR = 3e-4
 DEFAULT_PATCH_SIZE = 128
 DEFAULT_BATCH_SIZE = 4
 DEFAULT_VAL_FRACTION = 0.2
@@ -208,7 +212,7 @@ def fine_tune(
     *,
     epochs: int | None = None,
     max_minutes: float | None = None,
-    lr: float = DEFAULT_LR,
+    lr: float | None = None,
     loss: str = "default",
     patch_size: int = DEFAULT_PATCH_SIZE,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -251,7 +255,9 @@ def fine_tune(
         reproducible).  With both limits, whichever comes first ends the run.
     lr
         Peak learning rate of AdamW (linear warm-up over the first 5 % of
-        the run, then cosine decay to 1 % of it).
+        the run, then cosine decay to 1 % of it); by default
+        :data:`DEFAULT_FINE_TUNE_LR` when fine-tuning (``keep_start``) and
+        :data:`DEFAULT_LR` from scratch.
     loss
         A key of :data:`napari_unet.core.losses.LOSSES`.
     patch_size
@@ -330,6 +336,8 @@ def fine_tune(
         unknown loss or a bad setting.
     """
     started = time.perf_counter()
+    if lr is None:
+        lr = DEFAULT_FINE_TUNE_LR if keep_start else DEFAULT_LR
     state = TrainingState() if state is None else state
     augment = AugmentConfig() if augment is None else augment
     _check_settings(epochs, max_minutes, lr, patch_size, batch_size, val_fraction, patience)
@@ -613,6 +621,7 @@ def _json_float(value: float) -> float | None:
 __all__ = [
     "DEFAULT_BATCH_SIZE",
     "DEFAULT_EPOCHS",
+    "DEFAULT_FINE_TUNE_LR",
     "DEFAULT_LR",
     "DEFAULT_PATCH_SIZE",
     "DEFAULT_VAL_FRACTION",

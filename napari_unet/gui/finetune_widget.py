@@ -166,7 +166,7 @@ class FineTuneWidget(QWidget):
         self.lr_spin.setRange(1e-6, 1.0)
         self.lr_spin.setDecimals(6)
         self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(training.DEFAULT_LR)
+        self.lr_spin.setValue(training.DEFAULT_FINE_TUNE_LR)
         self.loss_combo = QComboBox()
         for name, description in LOSSES.items():
             self.loss_combo.addItem(name, name)

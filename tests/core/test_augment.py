@@ -91,7 +91,9 @@ def test_blur_smooths_the_image_only():
     rng = np.random.default_rng(2)
     image = rng.random((32, 32)).astype(np.float32)
     mask = (image > 0.5).astype(np.uint8)
-    config = replace(AugmentConfig.none(), blur=True, blur_p=1.0, blur_sigma=(2.0, 2.0), blur_noise=0.0)
+    config = replace(
+        AugmentConfig.none(), blur=True, blur_p=1.0, blur_sigma=(2.0, 2.0), blur_noise=0.0
+    )
     out_img, out_mask, _ = augment(image, mask, None, np.random.default_rng(0), config)
     assert out_img.std() < 0.5 * image.std()
     assert np.array_equal(out_mask, mask)
