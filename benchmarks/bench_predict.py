@@ -4,10 +4,12 @@ Both run the same network (the shipped ``default`` model unless ``--model`` name
 another file) on the same 2048x2048 uint16 image, in the same process,
 interleaved, each from the raw image to a float32 probability map:
 
-* ours: ``predict_proba(image, model, device="cpu")`` with its defaults;
+* ours: ``predict_proba(image, model, device="cpu")`` with its defaults (tiles
+  overlapping by twice the network's receptive radius, which makes them equal
+  one whole-image pass);
 * MONAI: our ``normalize`` then ``sliding_window_inference(x, roi_size=(T, T),
   sw_batch_size=4, predictor=sigmoid(model(.)), overlap=0.25, mode="gaussian")``
-  with T = our tile size, under ``torch.inference_mode()``.
+  with T = our tile size (or ``--monai-roi``), under ``torch.inference_mode()``.
 * MONAI+opt (an ablation): MONAI running the network exactly as our pipeline
   runs it (batch norm folded into the convolutions, channels-last), which
   isolates what the tiling itself gains.
@@ -22,7 +24,8 @@ between our tiled output and one whole-image pass, and the peak resident memory
 Usage::
 
     .venv/bin/python benchmarks/bench_predict.py [--model default|PATH] [--repeats 3]
-        [--size 2048] [--big 8192] [--tile-size 512] [--overlap 96] [--batch-size 4]
+        [--size 2048] [--big 8192] [--tile-size 1024] [--overlap N] [--batch-size N]
+        [--monai-roi T]
 """
 
 from __future__ import annotations
@@ -44,7 +47,8 @@ import torch
 
 from napari_unet.core import inference
 from napari_unet.core.inference import normalize, predict_proba
-from napari_unet.core.model import load_model
+from napari_unet.core.model import load_model, receptive_radius
+from napari_unet.core.tiling import axis_layout
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data" / "dsb2018_nuclei.tif"
@@ -126,8 +130,9 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=8192, help="0 skips the memory run")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--tile-size", type=int, default=inference.DEFAULT_TILE_SIZE)
-    parser.add_argument("--overlap", type=int, default=inference.DEFAULT_OVERLAP)
-    parser.add_argument("--batch-size", type=int, default=inference.DEFAULT_BATCH_SIZE)
+    parser.add_argument("--overlap", type=int, help="default: the core's own")
+    parser.add_argument("--batch-size", type=int, help="default: the core's own")
+    parser.add_argument("--monai-roi", type=int, help="MONAI's roi size (default: --tile-size)")
     parser.add_argument("--no-fuse", action="store_true", help="ablation: keep batch norm")
     parser.add_argument(
         "--child",
@@ -151,10 +156,17 @@ def main() -> None:
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
         f"torch {torch.__version__} ({torch.get_num_threads()} threads), monai {monai.__version__}"
     )
+    roi = args.monai_roi or args.tile_size
+    overlap = 2 * receptive_radius(model.config) if args.overlap is None else args.overlap
+    layout = axis_layout(args.size, args.tile_size, overlap, model.size_multiple)
     print(
         f"model: {args.model} {model.config}; image {image.shape} {image.dtype}; "
-        f"tile {args.tile_size}, overlap {args.overlap}, batch {args.batch_size}"
+        f"tile {args.tile_size}, overlap {overlap}, batch {args.batch_size or 'auto'}"
         + (" (no batch-norm folding)" if args.no_fuse else "")
+    )
+    print(
+        f"ours: {layout.count}x{layout.count} tiles of {layout.tile} px "
+        f"({layout.count**2 * layout.tile**2 / 1e6:.2f} Mpx); MONAI: roi {roi}, overlap 0.25"
     )
 
     def ours():
@@ -172,8 +184,8 @@ def main() -> None:
     optimised = inference.fuse_for_inference(model).to(memory_format=torch.channels_last)
     runners = {
         "ours": ours,
-        "MONAI": lambda: monai_predict(image, model, args.tile_size),
-        "MONAI+opt": lambda: monai_predict(image, optimised, args.tile_size),
+        "MONAI": lambda: monai_predict(image, model, roi),
+        "MONAI+opt": lambda: monai_predict(image, optimised, roi),
     }
     for run in runners.values():
         run()  # warm-up (oneDNN kernel selection, MONAI import)
@@ -205,13 +217,15 @@ def main() -> None:
 
     whole = whole_pass(image, model)
     diff = np.abs(p_ours - whole)
-    print(f"tiled vs whole-image pass: max {diff.max():.4f}, mean {diff.mean():.6f}")
+    print(f"tiled vs whole-image pass: max {diff.max():.2e}, mean {diff.mean():.2e}")
     print(f"mask agreement tiled vs whole: {100 * np.mean((p_ours >= t) == (whole >= t)):.3f} %")
 
     if args.big:
         cmd = [sys.executable, __file__, "--child", "--model", args.model, "--big", str(args.big)]
-        cmd += ["--tile-size", str(args.tile_size), "--overlap", str(args.overlap)]
-        cmd += ["--batch-size", str(args.batch_size)]
+        cmd += ["--tile-size", str(args.tile_size)]
+        for flag in ("overlap", "batch_size"):
+            if getattr(args, flag) is not None:
+                cmd += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
         out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
         stats = json.loads(out.strip().splitlines()[-1])
         print(

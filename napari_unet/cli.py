@@ -33,13 +33,18 @@ from napari_unet import __version__
 
 #: Loss names offered by ``train --loss``; the tests check they match
 #: ``napari_unet.core.training.LOSSES`` (kept here so that ``--help`` needs no torch).
-LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal", "bce")
+LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal", "bce", "ohem", "ohem_dice")
 #: ``predict --tile-size`` default; the tests check it equals the core's own.
-PREDICT_TILE_SIZE = 512
+PREDICT_TILE_SIZE = 1024
+#: Smallest tile the default model predicts with (smaller ones are raised, with a
+#: note); the tests check it equals ``smallest_tile_size`` of the default architecture.
+PREDICT_MIN_TILE_SIZE = 432
+#: Learning rates ``fine_tune`` uses when none is given; the tests check them.
+FINE_TUNE_LR, SCRATCH_LR = 3e-4, 1e-3
 #: Defaults of ``train`` options; the tests check they equal ``fine_tune``'s own.
 TRAIN_DEFAULTS = {
     "epochs": 20,
-    "lr": 1e-3,
+    "lr": None,
     "patch_size": 128,
     "batch_size": 4,
     "val_fraction": 0.2,
@@ -192,6 +197,7 @@ def _check_output_file(path: Path) -> None:
 
 def _cmd_predict(args: argparse.Namespace) -> int:
     from napari_unet.core.errors import InputError
+    from napari_unet.core.events import Notice
     from napari_unet.core.inference import iter_predict_proba
     from napari_unet.core.io import read_image, write_tiff
     from napari_unet.core.model import load_model, resolve_device
@@ -212,7 +218,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         stems[stem] = path
     model = load_model(args.model, device="cpu")
     threshold = model.threshold if args.threshold is None else args.threshold
-    # None lets the core pick its measured default (it shrinks with small tiles).
+    # None lets the core overlap tiles by twice the network's receptive radius.
     overlap = args.overlap
     out_dir = Path(args.out)
     if out_dir.exists() and not out_dir.is_dir():
@@ -220,6 +226,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
 
     bar = _ProgressBar(sys.stderr)
+    notes: set[str] = set()
     for index, path in enumerate(paths, 1):
         image = read_image(path)
         bar.prefix = f"{path.name} ({index}/{len(paths)}) "
@@ -232,6 +239,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
             except StopIteration as stop:
                 prob = stop.value
                 break
+            if isinstance(event, Notice):
+                if event.message not in notes:  # once per run, not once per image
+                    notes.add(event.message)
+                    bar.line(f"note: {event.message}")
+                continue
             bar.progress(event.step, event.total)
         mask = mask_from_proba(
             prob, threshold, min_size=args.min_size, fill_holes=args.fill_holes
@@ -522,14 +534,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(int, 16),
         default=PREDICT_TILE_SIZE,
         metavar="N",
-        help=f"tile edge in pixels (default: {PREDICT_TILE_SIZE})",
+        help=f"tile edge in pixels (default: {PREDICT_TILE_SIZE}); smaller than the model "
+        f"allows ({PREDICT_MIN_TILE_SIZE} for the default model) is raised to it, with a note",
     )
     p.add_argument(
         "--overlap",
         type=_number(int, 0),
         metavar="N",
-        help="overlap between tiles in pixels, under half the tile (default: 96, "
-        "or a quarter of a smaller tile)",
+        help="overlap between tiles in pixels, under half the tile (default: twice the "
+        "network's receptive radius, 214 for the default model, which makes the tiles "
+        "equal one whole-image pass; smaller is faster but not seamless)",
     )
     p.add_argument(
         "--min-size",
@@ -613,7 +627,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(float, 0.0, open_low=True),
         default=d["lr"],
         metavar="F",
-        help=f"peak learning rate (default: {d['lr']:g})",
+        help=f"peak learning rate (default: {FINE_TUNE_LR:g}, or {SCRATCH_LR:g} with --init none)",
     )
     t.add_argument(
         "--val-fraction",

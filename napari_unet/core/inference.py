@@ -14,7 +14,10 @@ normalised on its own with the model's percentiles.
 Prediction tiles each plane (:mod:`napari_unet.core.tiling`), normalises each
 tile as it is read, runs batches of tiles through the network and accumulates
 the blended probabilities into one float32 array: memory stays at about the
-input plus the float32 output, whatever the image size.
+input plus the float32 output, whatever the image size.  By default the tiles
+overlap by twice the network's receptive radius and each crops that radius at
+its inner edges, so the tiled result is one whole-image pass, to float
+rounding, for every image and every tile size.
 """
 
 from __future__ import annotations
@@ -26,16 +29,18 @@ import numpy as np
 import torch
 
 from napari_unet.core.errors import InputError
-from napari_unet.core.events import Progress, run_to_completion
+from napari_unet.core.events import Notice, Progress, run_to_completion
 from napari_unet.core.model import (
     NormConfig,
     UNet,
+    UNetConfig,
     autocast,
     fuse_for_inference,
     prepare_for_device,
+    receptive_radius,
     resolve_device,
 )
-from napari_unet.core.tiling import axis_layout, check_tiling, crop_span, read_tile
+from napari_unet.core.tiling import axis_layout, check_tiling, crop_span, read_tile, round_up
 
 #: Luminance weights of ITU-R BT.709 (as in ``skimage.color.rgb2gray``).
 GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
@@ -46,15 +51,43 @@ GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
 _PERCENTILE_SAMPLE = 1 << 22
 _HIST_CHUNK = 1 << 18
 
-#: Tiling defaults, measured in benchmarks/results/predict.md.  Tiles of 512 px
-#: overlapping by 96 px keep the default model's tiled output within 0.05 of one
-#: whole-image pass (its edge effects reach ~40 px into a tile; 64 px of overlap
-#: was not enough) and waste less work on overlap than smaller tiles would.  On
-#: a 2-core CPU, convolutions run ~5 % faster per pixel with 4 such tiles per
-#: batch than with 2, and a batch still takes only ~1-2 s, so cancel stays quick.
-DEFAULT_TILE_SIZE = 512
-DEFAULT_OVERLAP = 96
-DEFAULT_BATCH_SIZE = 4
+
+def smallest_tile_size(config: UNetConfig) -> int:
+    """Smallest tile edge prediction uses with the network's own overlap.
+
+    Tiles overlap by twice the receptive radius ``r`` (both crop ``r`` at their
+    inner edges), so a tile of ``T`` pixels keeps a core of ``T - 2r``; from
+    ``4r`` up the core is at least half the tile and a plane costs at most
+    about 4x one whole-image pass (2048x2048 with the default model: 3.6x at
+    432 px, 1.5x at 1024 px).  Smaller requests are raised to this size.
+
+    Parameters
+    ----------
+    config
+        The architecture.
+
+    Returns
+    -------
+    int
+        The first multiple of ``2 ** depth`` above ``4 * receptive_radius(config)``
+        (432 for the default depth 4).
+    """
+    # One pixel more than 4r: the overlap (2r) must stay under half the tile.
+    return round_up(4 * receptive_radius(config) + 1, 2**config.depth)
+
+
+#: Tiling defaults, measured in benchmarks/results/predict.md.  With the
+#: default model (receptive radius 107 px) tiles overlap by 2 x 107 px, so the
+#: tile size trades overlap work against memory: 1024-px tiles cover a
+#: 2048x2048 image with 3 x 3 tiles of 832 px, 1.5x the pixels of one pass
+#: (512-px tiles: 2.9x), and both cost the same CPU time per pixel computed.
+#: That keeps prediction ~2-2.9x faster than MONAI's sliding window on a 2-core CPU.
+DEFAULT_TILE_SIZE = 1024
+#: Smallest tile size for the default architecture (the GUI's spin box minimum).
+MIN_TILE_SIZE = smallest_tile_size(UNetConfig())
+#: Pixels per forward pass when no batch size is given: 4 tiles of 512 px or one
+#: of 1024 px, 0.5-2 s per batch on a 2-core CPU, so cancel stays quick.
+DEFAULT_BATCH_PIXELS = 4 * 512 * 512
 
 
 def is_rgb(image: np.ndarray) -> bool:
@@ -219,15 +252,18 @@ def _predict_plane(
     device: torch.device,
     tile: int,
     overlap: int,
-    batch_size: int,
+    margin: int,
+    batch_size: int | None,
     out: np.ndarray,
 ) -> Generator[int, None, None]:
     """Predict one plane into ``out`` (H, W); yield the number of tiles after each batch."""
     lo, factor = _normalize_plane(plane, norm)
     h, w = plane.shape[-2:]
-    rows = axis_layout(h, tile, overlap, net.size_multiple)
-    cols = axis_layout(w, tile, overlap, net.size_multiple)
+    rows = axis_layout(h, tile, overlap, net.size_multiple, margin)
+    cols = axis_layout(w, tile, overlap, net.size_multiple, margin)
     grid = [(i, j) for i in range(rows.count) for j in range(cols.count)]
+    if batch_size is None:
+        batch_size = max(1, DEFAULT_BATCH_PIXELS // (rows.tile * cols.tile))
     channels_last = device.type in ("cuda", "cpu")
     for first in range(0, len(grid), batch_size):
         chunk = grid[first : first + batch_size]
@@ -263,8 +299,8 @@ def iter_predict_proba(
     tile_size: int = DEFAULT_TILE_SIZE,
     overlap: int | None = None,
     device: str | torch.device = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
-) -> Generator[Progress, None, np.ndarray]:
+    batch_size: int | None = None,
+) -> Generator[Progress | Notice, None, np.ndarray]:
     """Predict foreground probabilities tile by tile, yielding progress.
 
     Parameters
@@ -277,23 +313,31 @@ def iter_predict_proba(
         on ``device``.
     tile_size
         Largest tile edge in pixels (rounded up to ``model.size_multiple``).
-        Planes that fit in one tile run in a single pass.
+        Planes that fit in one tile run in a single pass.  With the default
+        overlap, sizes under :func:`smallest_tile_size` (432 px for the default
+        architecture) are raised to it, with a :class:`Notice`.
     overlap
-        Smallest overlap between neighbouring tiles; outputs are blended across
-        it with a raised-cosine window so that tiles leave no seams.  ``None``
-        (the default) uses ``DEFAULT_OVERLAP`` (96 px), at most a quarter of the
-        tile size.
+        Smallest overlap between neighbouring tiles.  Each tile gives weight 0
+        to the outer ``receptive_radius(model.config)`` pixels of an overlap (at
+        most half of it) and the rest is blended with a raised-cosine window.
+        ``None`` (the default) overlaps by twice the receptive radius (214 px
+        for depth 4): the result then equals one whole-image pass to float
+        rounding.  A smaller overlap is faster but leaves differences near the
+        tile edges.
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.  CUDA runs in mixed
         precision with channels-last memory.
     batch_size
-        Tiles per forward pass.
+        Tiles per forward pass; ``None`` (the default) fits about
+        ``DEFAULT_BATCH_PIXELS`` (1 Mpx) in each.
 
     Yields
     ------
     Progress
         After each batch: tiles done and total over all slices.  Closing the
         generator between batches cancels the prediction.
+    Notice
+        First, when the tile size was raised.
 
     Returns
     -------
@@ -302,14 +346,27 @@ def iter_predict_proba(
         for stacks.
     """
     image = _check_image(image)
-    if int(batch_size) != batch_size or batch_size < 1:
+    if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
         raise InputError(f"batch size must be a positive integer, not {batch_size!r}")
     target = resolve_device(device)
-    if overlap is None:
-        overlap = min(DEFAULT_OVERLAP, tile_size // 4)
-    tile, overlap = check_tiling(tile_size, overlap, model.size_multiple)
     planes = _planes(image)
     spatial = planes[0].shape[:2]
+    margin = receptive_radius(model.config)
+    requested = tile_size
+    asked, _ = check_tiling(tile_size, 0, model.size_multiple)
+    raised = False
+    if overlap is None:
+        overlap = 2 * margin
+        smallest = smallest_tile_size(model.config)
+        raised = asked < smallest and max(spatial) > asked
+        tile_size = max(asked, smallest)
+    tile, overlap = check_tiling(tile_size, overlap, model.size_multiple)
+    if raised:
+        yield Notice(
+            f"tile size {int(requested)} px raised to {tile} px: tiles overlap by twice this "
+            f"network's receptive radius ({margin} px) and smaller ones would spend most "
+            "of their work on the overlap"
+        )
     total = len(planes) * _tile_count(spatial, tile, overlap, model.size_multiple)
     net = prepare_for_device(fuse_for_inference(model), target)
     if target.type == "cpu":
@@ -320,7 +377,9 @@ def iter_predict_proba(
     done = 0
     for z, plane in enumerate(planes):
         plane = _channels(plane, model.config.in_channels)
-        for n in _predict_plane(net, plane, model.norm, target, tile, overlap, batch_size, out[z]):
+        for n in _predict_plane(
+            net, plane, model.norm, target, tile, overlap, margin, batch_size, out[z]
+        ):
             done += n
             message = f"tile {done}/{total}"
             if len(planes) > 1:
@@ -336,7 +395,7 @@ def predict_proba(
     tile_size: int = DEFAULT_TILE_SIZE,
     overlap: int | None = None,
     device: str | torch.device = "auto",
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int | None = None,
 ) -> np.ndarray:
     """Foreground probabilities of ``image``; see :func:`iter_predict_proba`.
 

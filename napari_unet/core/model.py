@@ -202,6 +202,36 @@ class UNet(nn.Module):
         return self.outc(y)
 
 
+def receptive_radius(config: UNetConfig) -> int:
+    """Farthest distance, in pixels, from an output pixel to an input pixel it depends on.
+
+    Every 3x3 convolution at level ``l`` (``l`` poolings down) widens the view
+    by ``2**l`` pixels on each side.  Levels ``0..depth-1`` have two such
+    convolutions on the way down and two on the way up, the bottom level two:
+    ``4 * (2**depth - 1) + 2 * 2**depth`` pixels.  The 2x2 poolings and 2x2 up-
+    convolutions add no width but shift the view by up to ``2**depth - 1``
+    pixels to one side, depending on where the pixel sits in its
+    ``2**depth`` block.  Together: ``7 * 2**depth - 5`` (107 for depth 4); the
+    width does not matter.
+
+    A tile's output therefore equals the whole-image output, to float
+    rounding, at every pixel at least this far from the tile's edges (tiles on
+    the ``2**depth`` grid; see :mod:`napari_unet.core.tiling`).
+
+    Parameters
+    ----------
+    config
+        The architecture.
+
+    Returns
+    -------
+    int
+        The radius in input pixels.
+    """
+    block = 2**config.depth
+    return 4 * (block - 1) + 2 * block + (block - 1)
+
+
 def build_model(config: UNetConfig | None = None, **overrides: Any) -> UNet:
     """Build a freshly initialised :class:`UNet`.
 

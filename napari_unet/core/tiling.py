@@ -12,15 +12,22 @@ grid is laid out by :func:`axis_layout`:
   spread evenly from border to border and are shrunk to the smallest length
   that still covers the axis, so little work is spent on overlap.
 
-Neighbouring tiles are blended across their overlap: the outer quarter of the
-overlap gets weight 0 (there the network's "same" zero padding at the tile
-edge distorts its output), the middle half a raised-cosine (Hann) ramp, the
-rest 1.  Each axis' windows are divided by their sum over all tiles, so the
-separable 2D weights of all tiles add up to exactly 1 at every pixel: outputs
-are accumulated into one array with no weight map and no final division, and
-no seam is left.  Tiles start on multiples of the network's size multiple
-because a U-Net's 2x2 pooling makes it equivariant only to such shifts: away
-from tile edges a tile's output is then exactly the whole-image output.
+This is the overlap-tile strategy of Ronneberger et al. (2015).  Near a tile
+edge inside the image the network's "same" zero padding changes its output,
+up to its receptive radius (:func:`napari_unet.core.model.receptive_radius`)
+into the tile; that band, the *margin*, is cropped.  In each overlap of ``s``
+pixels both tiles give weight 0 to their outer ``min(margin, s / 2)`` pixels,
+the middle ``s - 2 * min(margin, s / 2)`` pixels are blended with a raised-cosine
+(Hann) ramp, and the rest of a tile has weight 1.  Each axis' windows are
+divided by their sum over all tiles, so the separable 2D weights of all tiles
+add up to exactly 1 at every pixel: outputs are accumulated into one array with
+no weight map and no final division, and no seam is left.
+
+Tiles start on multiples of the network's size multiple because a U-Net's 2x2
+pooling makes it equivariant only to such shifts.  With tiles on that grid and
+overlaps of at least twice the receptive radius, every pixel that gets weight
+is at least the radius away from every tile edge inside the image, so the
+tiled output equals one whole-image pass to float rounding.
 """
 
 from __future__ import annotations
@@ -81,17 +88,22 @@ def check_tiling(tile_size: int, overlap: int, multiple: int) -> tuple[int, int]
     return tile, int(overlap)
 
 
-def _ramp(length: int) -> np.ndarray:
+def _ramp(length: int, margin: float) -> np.ndarray:
     """Blending weights over an overlap of ``length`` pixels, rising from 0 to 1.
 
-    The outer quarter is 0: there the network's "same" zero padding at the tile
-    edge distorts its output, so those pixels are taken from the neighbour
-    alone.  The middle half rises as sin^2 and the inner quarter is 1.  The
-    neighbour's mirrored ramp falls over the same pixels and the two sum to
-    exactly 1 (the raised cosine's partition of unity).
+    The outer ``min(margin, length / 2)`` pixels are 0: there the network's
+    "same" zero padding at the tile edge reaches into the output, so those
+    pixels are taken from the neighbour alone.  The middle rises as sin^2 and
+    the rest is 1.  The neighbour's mirrored ramp falls over the same pixels
+    and the two sum to exactly 1 (the raised cosine's partition of unity); when
+    no middle is left the ramp is a step at the centre (0.5 on a centre pixel).
     """
-    t = (np.arange(length, dtype=np.float64) + 0.5 - length / 4) / (length / 2)
-    return np.sin(0.5 * np.pi * np.clip(t, 0.0, 1.0)) ** 2
+    cut = min(float(margin), length / 2)
+    rise = length - 2 * cut
+    position = np.arange(length, dtype=np.float64) + 0.5 - cut
+    if rise <= 0:
+        return np.where(position > 0, 1.0, np.where(position < 0, 0.0, 0.5))
+    return np.sin(0.5 * np.pi * np.clip(position / rise, 0.0, 1.0)) ** 2
 
 
 def _count(padded: int, size: int, overlap: int, multiple: int) -> int:
@@ -102,7 +114,9 @@ def _count(padded: int, size: int, overlap: int, multiple: int) -> int:
     return 1 + -(-(padded - size) // step) if step > 0 else 1 << 62
 
 
-def axis_layout(length: int, tile: int, overlap: int, multiple: int) -> AxisLayout:
+def axis_layout(
+    length: int, tile: int, overlap: int, multiple: int, margin: float = 0
+) -> AxisLayout:
     """Lay out tiles along one axis.
 
     The axis is first (virtually) reflect-padded, centred, to a multiple of
@@ -121,6 +135,10 @@ def axis_layout(length: int, tile: int, overlap: int, multiple: int) -> AxisLayo
         Smallest overlap between neighbouring tiles, in pixels.
     multiple
         The network's size multiple.
+    margin
+        Pixels at each tile edge inside the image that get weight 0 (at most
+        half of each overlap): the network's receptive radius makes the tiles
+        reproduce one whole-image pass.  0 blends across the whole overlap.
 
     Returns
     -------
@@ -146,10 +164,11 @@ def axis_layout(length: int, tile: int, overlap: int, multiple: int) -> AxisLayo
         window = np.ones(size, dtype=np.float64)
         if i > 0:
             shared = starts[i - 1] + size - start
-            window[:shared] = np.minimum(window[:shared], _ramp(shared))
+            window[:shared] = np.minimum(window[:shared], _ramp(shared, margin))
         if i < count - 1:
             shared = start + size - starts[i + 1]
-            window[size - shared :] = np.minimum(window[size - shared :], _ramp(shared)[::-1])
+            fall = _ramp(shared, margin)[::-1]
+            window[size - shared :] = np.minimum(window[size - shared :], fall)
         raw.append(window)
     total = np.zeros(padded, dtype=np.float64)
     for start, window in zip(starts, raw, strict=True):

@@ -33,7 +33,8 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from napari_unet.core.errors import InputError
-from napari_unet.core.inference import DEFAULT_TILE_SIZE
+from napari_unet.core.events import Notice
+from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from napari_unet.gui._layers import LayerCombo, fresh_name, layer_array, spatial_transform
 from napari_unet.gui._mask_tracker import MaskSettings, MaskTracker, check_content
 from napari_unet.gui._model_choice import ModelChoice
@@ -79,10 +80,18 @@ class SegmentWidget(QWidget):
         self.device_combo = QComboBox()
         self._fill_devices()
         self.tile_spin = QSpinBox()
-        self.tile_spin.setRange(64, 4096)
+        # Below MIN_TILE_SIZE the tiles, which overlap by twice the network's
+        # receptive radius, would spend most of their work on the overlap; a
+        # deeper model that needs more raises the size itself, with a notice.
+        self.tile_spin.setRange(MIN_TILE_SIZE, 4096)
         self.tile_spin.setSingleStep(64)
         self.tile_spin.setValue(DEFAULT_TILE_SIZE)
         self.tile_spin.setSuffix(" px")
+        self.tile_spin.setToolTip(
+            "Largest tile edge. Tiles overlap by twice the network's receptive radius, "
+            "so the result equals one pass over the whole image; larger tiles use more "
+            "memory and waste less work on the overlap."
+        )
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -217,6 +226,9 @@ class SegmentWidget(QWidget):
             stop(self.worker)
 
     def _on_progress(self, event: Any) -> None:
+        if isinstance(event, Notice):
+            show_info(f"Segment: {event.message}")
+            return
         bar = self._progress
         if bar is None or not hasattr(event, "total"):
             return

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from napari_unet.core.errors import DeviceError, InputError
-from napari_unet.core.events import Progress
+from napari_unet.core.events import Notice, Progress
 from napari_unet.core.inference import (
     is_stack,
     iter_predict_proba,
@@ -224,12 +224,24 @@ def test_layout_uses_the_fewest_tiles():
     assert layout.count == 2 and layout.tile == 160
 
 
-def test_blend_window_is_smooth_and_zero_at_inner_edges():
-    layout = axis_layout(1000, 256, 32, 16)
+def test_blend_window_is_smooth_and_zero_over_the_margin():
+    layout = axis_layout(1000, 256, 32, 16, margin=8)
     middle = layout.weights[1]
     assert (middle[:8] == 0).all() and (middle[-8:] == 0).all()
+    assert middle[8] > 0 and middle[-9] > 0
     assert np.abs(np.diff(middle)).max() < 0.1
     assert layout.weights[0][0] == 1.0  # the image border is not faded
+
+
+def test_margin_over_half_the_overlap_cuts_at_its_centre():
+    # The overlap-tile strategy: each tile keeps its half of the overlap.
+    layout = axis_layout(512, 288, 64, 16, margin=500)
+    assert layout.count == 2
+    shared = layout.starts[0] + layout.tile - layout.starts[1]
+    first, second = layout.weights
+    cut = layout.tile - shared // 2
+    assert (first[:cut] == 1).all() and (first[cut:] == 0).all()
+    assert (second[: shared // 2] == 0).all() and (second[shared // 2 :] == 1).all()
 
 
 @pytest.mark.parametrize("length", [1, 2, 3, 10])
@@ -451,10 +463,16 @@ def test_memory_stays_near_input_plus_output():
     assert peak < output_bytes + 12 * 2**20, peak / 2**20
 
 
-def test_default_overlap_adapts_to_small_tiles():
-    model = build_model(depth=2, base_width=4)
+def test_default_tiling_raises_small_tiles_with_a_notice():
+    model = build_model(depth=2, base_width=4)  # receptive radius 23, smallest tile 96
     image = np.zeros((300, 300), np.uint8)
     gen = iter_predict_proba(image, model, tile_size=64, device="cpu", batch_size=1000)
-    event = next(gen)  # overlap 16 (a quarter of 64), not the 96 px default
-    assert event.total == axis_layout(300, 64, 16, 4).count ** 2
+    notice = next(gen)
+    assert isinstance(notice, Notice) and "64 px raised to 96 px" in notice.message
+    event = next(gen)
+    assert event.total == axis_layout(300, 96, 2 * 23, 4).count ** 2
     gen.close()
+    # No notice when the plane fits in the requested tile or the tile is big enough.
+    for shape, tile in (((60, 60), 64), ((300, 300), 96)):
+        events = list(iter_predict_proba(np.zeros(shape), model, tile_size=tile, device="cpu"))
+        assert all(isinstance(e, Progress) for e in events)

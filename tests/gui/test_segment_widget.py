@@ -236,6 +236,21 @@ def test_cancel_stops_without_layers(make_napari_viewer, qtbot, tiny_model_path)
     assert not get_session(viewer).busy
 
 
+def test_tile_size_stays_seamless(make_napari_viewer, qtbot, tmp_path, messages):
+    from napari_unet.core.inference import MIN_TILE_SIZE
+
+    viewer = make_napari_viewer()
+    # Depth 5: receptive radius 219 px, so even the spin box minimum is raised.
+    deep = save_model(build_model(base_width=2, depth=5).eval(), tmp_path / "deep.pt")
+    widget = make_widget(viewer, deep)
+    widget.tile_spin.setValue(64)
+    assert widget.tile_spin.value() == widget.tile_spin.minimum() == MIN_TILE_SIZE
+    viewer.add_image(blobs((40, 500)), name="strip")
+    run_and_wait(qtbot, widget)
+    assert any(f"{MIN_TILE_SIZE} px raised to 896 px" in m for m in messages)
+    assert viewer.layers["strip mask"].data.shape == (40, 500)
+
+
 def test_session_model_entry_follows_model_changed(make_napari_viewer, tiny_model_path):
     from napari_unet.core.model import load_model
 
