@@ -115,6 +115,21 @@ def sample_replay() -> tuple[list, list]:
     return [image], [read_mask(os.path.join(folder, "dsb2018_nuclei_mask.tif"))]
 
 
+def dev_replay(dsb, per_modality=(("fluorescence", 8), ("histology", 4), ("brightfield", 4))):
+    """A fixed handful of the default model's own training images (development part)."""
+    images, masks = [], []
+    for modality, n in per_modality:
+        dev = dsb[modality]["dev"]
+        rng = np.random.default_rng(7)
+        for i in rng.choice(len(dev), size=n, replace=False):
+            image, labels = dev[i].load()
+            if image.shape[0] > 512:  # brightfield: a 512 x 512 crop is enough context
+                image, labels = image[256:768, 256:768], labels[256:768, 256:768]
+            images.append(image)
+            masks.append(labels)
+    return images, masks
+
+
 def score(test, predict) -> dict:
     """Pooled scores of ``predict(image) -> mask`` over the evaluation pairs."""
     whole, dim = Tally(), Tally()
@@ -137,6 +152,8 @@ def run(name: str, repeat: int, dsb, settings: dict, log) -> dict:
     settings = dict(settings)
     if settings.get("replay") == "sample":
         settings["replay"] = sample_replay()
+    elif settings.get("replay") == "dev":
+        settings["replay"] = dev_replay(dsb)
     gen = fine_tune(start, images, masks, device="cpu", seed=repeat, **settings)
 
     def on_event(event):

@@ -37,11 +37,35 @@ def nuclei_sample() -> list[tuple]:
     ]
 
 
+def _dsb_pair(stem: str, name: str, rgb: bool = False) -> list[tuple]:
+    import tifffile
+
+    image = tifffile.imread(sample_path(f"{stem}.tif"))
+    truth = tifffile.imread(sample_path(f"{stem}_mask.tif")).astype(np.int32)
+    kwargs = {"name": name, "rgb": True} if rgb else {"name": name, "colormap": "gray"}
+    return [
+        (image, kwargs, "image"),
+        (truth, {"name": f"{name} ground truth", "opacity": 0.5, "visible": False}, "labels"),
+    ]
+
+
+def brightfield_sample() -> list[tuple]:
+    """DSB 2018 brightfield image (dark nuclei on a bright background) and its ground truth."""
+    return _dsb_pair("dsb2018_brightfield", "brightfield nuclei")
+
+
+def histology_sample() -> list[tuple]:
+    """DSB 2018 H&E-stained tissue image (RGB) and its instance ground truth."""
+    return _dsb_pair("dsb2018_histology", "H&E nuclei", rgb=True)
+
+
 def ct_nodules_sample() -> list[tuple]:
     """Synthetic CT-like slice with small nodules, its lung mask and its ground truth."""
     from napari_unet.core.synthetic import ct_slice
 
-    image, lung, nodules = ct_slice(seed=2015)
+    # A slice with two nodules, one of them part-solid (about half of the
+    # generator's slices hold none).
+    image, lung, nodules = ct_slice(seed=2024)
     return [
         (image, {"name": "CT slice", "colormap": "gray"}, "image"),
         (

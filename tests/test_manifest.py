@@ -46,7 +46,8 @@ def test_installed_plugin_uses_the_root_manifest():
     manifest = pm.get_manifest("napari-unet")
     root = npe2.PluginManifest.from_file(MANIFEST)
     assert manifest.contributions.commands == root.contributions.commands
-    assert [s.key for s in manifest.contributions.sample_data] == ["nuclei", "ct_nodules"]
+    keys = [s.key for s in manifest.contributions.sample_data]
+    assert keys == ["nuclei", "brightfield", "histology", "ct_nodules"]
     assert {w.display_name for w in manifest.contributions.widgets} == {
         "Load images",
         "Segment",

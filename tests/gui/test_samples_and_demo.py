@@ -30,8 +30,9 @@ def test_open_every_sample(make_napari_viewer, key):
     assert "Image" in kinds and "Labels" in kinds
     image = next(layer for layer in viewer.layers if type(layer).__name__ == "Image")
     labels = [layer for layer in viewer.layers if type(layer).__name__ == "Labels"]
+    spatial = image.data.shape[:-1] if image.rgb else image.data.shape
     for layer in labels:
-        assert layer.data.shape == image.data.shape
+        assert layer.data.shape == spatial
     truth = labels[-1].data
     assert np.count_nonzero(truth) > 0
 
