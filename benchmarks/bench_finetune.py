@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         "--threads", type=int, help="CPU threads of the training process (OMP_NUM_THREADS)"
     )
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument(
+        "--train-args", nargs=argparse.REMAINDER, default=[], help="more `train` options"
+    )
     args = parser.parse_args(argv)
 
     image, truth = nuclei_image(args.seed, size=768, **APPEARANCE)
@@ -82,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         command = [
             sys.executable, "-m", "napari_unet.cli", "train",
             "--images", *images, "--masks", *masks,
-            "--init", "default", "--out", str(out), "--device", "cpu",
+            "--init", "default", "--out", str(out), "--device", "cpu", *args.train_args,
         ]  # fmt: skip
         load = os.getloadavg()[0]
         started = time.perf_counter()

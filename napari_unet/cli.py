@@ -40,7 +40,7 @@ PREDICT_TILE_SIZE = 1024
 #: note); the tests check it equals ``smallest_tile_size`` of the default architecture.
 PREDICT_MIN_TILE_SIZE = 432
 #: Learning rates ``fine_tune`` uses when none is given; the tests check them.
-FINE_TUNE_LR, SCRATCH_LR = 3e-4, 1e-3
+FINE_TUNE_LR, SCRATCH_LR = 1e-3, 1e-3
 #: Defaults of ``train`` options; the tests check they equal ``fine_tune``'s own.
 TRAIN_DEFAULTS = {
     "epochs": 20,
@@ -339,7 +339,7 @@ class _StopRequest:
 
 def _fine_tune_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs = {name: getattr(args, name) for name in TRAIN_DEFAULTS}
-    kwargs.update(max_minutes=args.max_minutes, seed=args.seed)
+    kwargs.update(max_minutes=args.max_minutes, seed=args.seed, patience=args.patience)
     if args.epochs is None and args.max_minutes is None:
         kwargs["epochs"] = TRAIN_DEFAULTS["epochs"]
     if args.loss is not None:
@@ -627,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_number(float, 0.0, open_low=True),
         default=d["lr"],
         metavar="F",
-        help=f"peak learning rate (default: {FINE_TUNE_LR:g}, or {SCRATCH_LR:g} with --init none)",
+        help=f"peak learning rate (default: {FINE_TUNE_LR:g} when fine-tuning, {SCRATCH_LR:g} "
+        "with --init none)",
     )
     t.add_argument(
         "--val-fraction",
@@ -635,6 +636,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=d["val_fraction"],
         metavar="F",
         help=f"share held out for validation, 0 for none (default: {d['val_fraction']})",
+    )
+    t.add_argument(
+        "--patience",
+        type=positive,
+        metavar="N",
+        help="without --max-minutes: stop after N epochs without a better validation Dice "
+        "(default: a quarter of the epochs, at least 5)",
     )
     t.add_argument("--device", type=_device, default="auto", help=device_help)
     t.add_argument(
