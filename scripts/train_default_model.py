@@ -39,6 +39,7 @@ from pathlib import Path
 
 import torch
 
+from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.events import EpochEnd, Notice
 from napari_unet.core.model import UNetConfig, build_model, save_model
 from napari_unet.core.training import fine_tune
@@ -110,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         device=args.device,
         seed=args.seed,
         keep_start=False,  # from scratch: the untrained start is no candidate
+        augment=AugmentConfig(),  # with zoom and defocus, unlike fine_tune's from-scratch default
     )
     result = None
     while True:

@@ -270,7 +270,8 @@ def fine_tune(
         Share held out for validation (0 for none); see
         :mod:`napari_unet.core.validation` for how the split is chosen and kept.
     augment
-        Augmentation switches (default :class:`AugmentConfig()`; use
+        Augmentation switches (default :class:`AugmentConfig()` when
+        fine-tuning, the same without zoom and defocus blur from scratch; use
         ``AugmentConfig.none()`` for none).
     device
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``; CUDA trains in mixed
@@ -340,7 +341,12 @@ def fine_tune(
     if lr is None:
         lr = DEFAULT_FINE_TUNE_LR if keep_start else DEFAULT_LR
     state = TrainingState() if state is None else state
-    augment = AugmentConfig() if augment is None else augment
+    if augment is None:
+        # Zoom and defocus teach a fine-tune the look of unseen planes; from
+        # scratch on 3-14 px targets they shrink and blur the targets away
+        # (benchmarks/results/small_targets.md), so training from scratch
+        # leaves them off unless asked for.
+        augment = AugmentConfig() if keep_start else AugmentConfig(blur=False, scale=False)
     _check_settings(epochs, max_minutes, lr, patch_size, batch_size, val_fraction, patience)
     loss_fn: Loss = get_loss(loss)
     target_device = resolve_device(device)

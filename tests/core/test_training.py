@@ -366,3 +366,13 @@ def test_replay_images_train_but_are_never_validated(model, data):
             fine_tune(model, images, masks, epochs=1, replay=([old_image], [old_mask]),
                       replay_fraction=1.5, **FAST)
         )  # fmt: skip
+
+
+def test_zoom_and_defocus_only_when_fine_tuning(model, data):
+    scratch = run_to_completion(fine_tune(model, *data, epochs=1, keep_start=False, **FAST))
+    tuned = run_to_completion(fine_tune(model, *data, epochs=1, **FAST))
+    assert not scratch.model.history[-1]["augment"]["blur"]
+    assert not scratch.model.history[-1]["augment"]["scale"]
+    assert (
+        tuned.model.history[-1]["augment"]["blur"] and tuned.model.history[-1]["augment"]["scale"]
+    )
