@@ -65,6 +65,7 @@ import numpy as np
 import torch
 from scipy import ndimage as ndi
 
+from napari_unet.core import training
 from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.events import EpochEnd
 from napari_unet.core.inference import predict_proba
@@ -248,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
         help=f"any of {', '.join(PRESETS)}, "
         "'all' for the defaults and every ablation, or NAME:key=value,...",
     )
+    parser.add_argument(
+        "--plateau-share",
+        type=float,
+        help="early stopping after this share of the time budget without a better "
+        "validation Dice (default: fine_tune's own; 1 switches it off)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", help="write the results here too")
@@ -257,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     modes = [m for mode in args.modes for m in (ALL_MODES if mode == "all" else [mode])]
     specs = [parse_mode(mode) for mode in modes]
+    if args.plateau_share is not None:
+        training.PLATEAU_SHARE = args.plateau_share
     minutes = args.minutes if args.minutes > 0 else None
     epochs = args.epochs or None  # None: until the time budget is used
     if minutes is None and epochs is None:
@@ -281,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {
         "args": vars(args),
         "torch_threads": torch.get_num_threads(),
+        "plateau_share": getattr(training, "PLATEAU_SHARE", None),
         "cpu_count": os.cpu_count(),
         "load_average_start": os.getloadavg(),
         "runs": {},
