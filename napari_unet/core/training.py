@@ -295,7 +295,8 @@ def fine_tune(
         Early stopping without a time budget: end after this many epochs
         without a better validation Dice (default ``max(5, epochs // 4)``).
         With a time budget the plateau is measured in time instead: at least
-        :data:`PLATEAU_SHARE` of the budget without improvement.  Either way
+        :data:`PLATEAU_SHARE` of the budget without improvement; training from
+        scratch (``keep_start=False``) with a time budget uses all of it.  Either way
         early stopping waits until the model has predicted foreground on a
         validation set that holds some.
     weight_decay
@@ -598,6 +599,11 @@ def fine_tune(
             if cut_short:
                 break
             may_stop = not by_loss and (found_foreground or val_foreground == 0)
+            if plateau_s is not None and not keep_start:
+                # From scratch a network can sit on a plateau for minutes before it
+                # finds rare targets (benchmarks/results/small_targets.md): it
+                # keeps the whole budget.
+                may_stop = False
             if plateau_s is not None:
                 plateau = elapsed - last_gain_s >= plateau_s
             else:

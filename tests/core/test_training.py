@@ -376,3 +376,13 @@ def test_zoom_and_defocus_only_when_fine_tuning(model, data):
     assert (
         tuned.model.history[-1]["augment"]["blur"] and tuned.model.history[-1]["augment"]["scale"]
     )
+
+
+def test_from_scratch_a_budget_is_never_cut_short_by_a_plateau(model, data):
+    model.threshold = 0.0  # Dice never changes: a plateau from the first epoch
+    budget_min = 0.05
+    result = run_to_completion(
+        fine_tune(model, *data, max_minutes=budget_min, keep_start=False, **FAST)
+    )
+    assert result.stop_reason == "time_budget"
+    assert result.history[-1]["elapsed_s"] >= 0.8 * budget_min * 60
