@@ -45,13 +45,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from datasets import confocal_stack, dsb2018, otsu_baseline  # noqa: E402
+from datasets import confocal_stack, dev_replay, dsb2018, otsu_baseline  # noqa: E402
 
 from napari_unet.core.augment import AugmentConfig  # noqa: E402
 from napari_unet.core.events import EpochEnd, run_to_completion  # noqa: E402
 from napari_unet.core.inference import predict_proba  # noqa: E402
-from napari_unet.core.metrics import object_scores  # noqa: E402
+from napari_unet.core.metrics import average_precision, object_scores  # noqa: E402
 from napari_unet.core.model import load_model  # noqa: E402
+from napari_unet.core.replay import load_replay  # noqa: E402
 from napari_unet.core.training import fine_tune  # noqa: E402
 
 DATASETS = ("fluorescence", "brightfield", "histology", "stack")
@@ -60,22 +61,33 @@ DIM_PLANES = 6
 
 
 class Tally:
-    """Pooled Dice and object counts over many images."""
+    """Pooled Dice, object counts and mean average precision over many images."""
 
     def __init__(self) -> None:
         self.overlap = self.size = self.tp = self.fp = self.fn = 0
+        self.ap: list[dict[float, float]] = []
 
-    def add(self, pred: np.ndarray, truth: np.ndarray) -> None:
+    def add(self, pred: np.ndarray, truth: np.ndarray, objects: np.ndarray | None = None) -> None:
+        """Add one image: its mask, truth labels and, if not the mask's components, objects."""
         t = truth > 0
         self.overlap += int(np.count_nonzero(pred & t))
         self.size += int(np.count_nonzero(pred)) + int(np.count_nonzero(t))
-        s = object_scores(pred, truth)
+        objects = pred if objects is None else objects
+        s = object_scores(objects, truth)
         self.tp, self.fp, self.fn = self.tp + s["tp"], self.fp + s["fp"], self.fn + s["fn"]
+        self.ap.append(average_precision(objects, truth))
 
     def result(self) -> dict:
         dice = 2 * self.overlap / self.size if self.size else 1.0
         den = 2 * self.tp + self.fp + self.fn
-        return {"dice": round(dice, 4), "f1": round(2 * self.tp / den if den else 1.0, 4)}
+        out = {"dice": round(dice, 4), "f1": round(2 * self.tp / den if den else 1.0, 4)}
+        if self.ap:
+            ap = {t: float(np.mean([a[t] for a in self.ap])) for t in self.ap[0]}
+            out["ap50"] = round(ap[0.5], 4)
+            out["ap75"] = round(ap[0.75], 4)
+            out["ap90"] = round(ap[0.9], 4)
+            out["dsb"] = round(float(np.mean(list(ap.values()))), 4)
+        return out
 
 
 def _value(text: str):
@@ -115,21 +127,6 @@ def sample_replay() -> tuple[list, list]:
     return [image], [read_mask(os.path.join(folder, "dsb2018_nuclei_mask.tif"))]
 
 
-def dev_replay(dsb, per_modality=(("fluorescence", 8), ("histology", 4), ("brightfield", 4))):
-    """A fixed handful of the default model's own training images (development part)."""
-    images, masks = [], []
-    for modality, n in per_modality:
-        dev = dsb[modality]["dev"]
-        rng = np.random.default_rng(7)
-        for i in rng.choice(len(dev), size=n, replace=False):
-            image, labels = dev[i].load()
-            if image.shape[0] > 512:  # brightfield: a 512 x 512 crop is enough context
-                image, labels = image[256:768, 256:768], labels[256:768, 256:768]
-            images.append(image)
-            masks.append(labels)
-    return images, masks
-
-
 def score(test, predict) -> dict:
     """Pooled scores of ``predict(image) -> mask`` over the evaluation pairs."""
     whole, dim = Tally(), Tally()
@@ -145,15 +142,17 @@ def score(test, predict) -> dict:
     return out
 
 
-def run(name: str, repeat: int, dsb, settings: dict, log) -> dict:
+def run(name: str, repeat: int, dsb, settings: dict, log, model: str = "default") -> dict:
     images, masks, test = data_for(name, repeat, dsb)
-    start = load_model("default")
+    start = load_model(model)
     t0 = time.perf_counter()
     settings = dict(settings)
     if settings.get("replay") == "sample":
         settings["replay"] = sample_replay()
     elif settings.get("replay") == "dev":
         settings["replay"] = dev_replay(dsb)
+    elif settings.get("replay") == "default":
+        settings["replay"] = load_replay("default")
     gen = fine_tune(start, images, masks, device="cpu", seed=repeat, **settings)
 
     def on_event(event):
@@ -205,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="fine_tune settings")
     parser.add_argument("--augment", nargs="*", metavar="KEY=VALUE", help="AugmentConfig fields")
     parser.add_argument("--json", help="write the results here too")
+    parser.add_argument("--model", default="default", help="starting model (default: default)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -231,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         results["runs"][name] = []
         for repeat in range(args.repeats):
-            out = run(name, repeat, dsb, settings, log)
+            out = run(name, repeat, dsb, settings, log, args.model)
             results["runs"][name].append(out)
             log(json.dumps({name: out}))
             results["summary"] = summarise(results["runs"])

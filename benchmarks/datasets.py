@@ -89,6 +89,26 @@ def dsb2018(root: Path = DSB_DIR) -> dict[str, dict[str, list[Item]]]:
     return split
 
 
+def dev_replay(dsb=None, per_modality=(("fluorescence", 8), ("histology", 4), ("brightfield", 4))):
+    """A fixed handful of the default model's own training images (development part).
+
+    Brightfield images (1024 x 1024) are cropped to their central 512 x 512.
+    This is the shipped replay set (``scripts/make_replay_set.py``).
+    """
+    dsb = dsb2018() if dsb is None else dsb
+    images, masks = [], []
+    for modality, n in per_modality:
+        dev = dsb[modality]["dev"]
+        rng = np.random.default_rng(7)
+        for i in rng.choice(len(dev), size=n, replace=False):
+            image, labels = dev[i].load()
+            if image.shape[0] > 512:  # brightfield: a 512 x 512 crop is enough context
+                image, labels = image[256:768, 256:768], labels[256:768, 256:768]
+            images.append(image)
+            masks.append(labels)
+    return images, masks
+
+
 def otsu_baseline(image: np.ndarray, sigma: float = OTSU_SIGMA) -> np.ndarray:
     """Blur + Otsu mask of a 2D image (grey or RGB); foreground is the minority side."""
     plane = np.asarray(to_gray(image), dtype=np.float32)

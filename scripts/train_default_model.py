@@ -70,6 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=45.0, help="training time budget")
     parser.add_argument("--repeat-histology", type=int, default=3)
     parser.add_argument("--repeat-brightfield", type=int, default=10)
+    parser.add_argument(
+        "--in-channels", type=int, default=3, choices=(1, 3), help="3: colour in (grey repeated)"
+    )
+    parser.add_argument(
+        "--out-channels", type=int, default=2, choices=(1, 2), help="2: foreground and rims"
+    )
     parser.add_argument("--base-width", type=int, default=UNetConfig().base_width)
     parser.add_argument("--depth", type=int, default=UNetConfig().depth)
     parser.add_argument("--patch-size", type=int, default=128)
@@ -85,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     repeats = {"histology": args.repeat_histology, "brightfield": args.repeat_brightfield}
     images, masks, counts = training_data(split, repeats)
     print(f"training on {counts} development images ({len(images)} with repeats)", flush=True)
-    model = build_model(base_width=args.base_width, depth=args.depth)
+    model = build_model(
+        in_channels=args.in_channels,
+        out_channels=args.out_channels,
+        base_width=args.base_width,
+        depth=args.depth,
+    )
 
     load_before = os.getloadavg()
     started = time.perf_counter()

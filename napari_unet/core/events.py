@@ -66,6 +66,7 @@ class StopReason(str, Enum):
     PLATEAU = "early_stopping"
     STOPPED = "stopped"
     INTERRUPTED = "interrupted"
+    NON_FINITE = "non_finite"
 
 
 def _minutes(seconds: float) -> str:
@@ -107,10 +108,12 @@ def describe_stop(
         return f"no improvement for {patience} epochs"
     if reason is StopReason.STOPPED:
         return "stopped on request"
+    if reason is StopReason.NON_FINITE:
+        return (
+            "the loss was not a finite number (training diverged): lower the learning "
+            "rate or check the images for extreme pixel values"
+        )
     return "interrupted"
-
-
-Event = Progress | EpochEnd | Notice
 
 
 def run_to_completion(

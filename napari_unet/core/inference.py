@@ -1,15 +1,8 @@
-"""Normalisation and seamless tiled prediction of images, RGB images and stacks.
+"""Seamless tiled prediction of images, RGB images and stacks.
 
-Image layouts (the same guess napari makes):
-
-* ``(H, W)``: one grey plane;
-* ``(H, W, 3)`` or ``(H, W, 4)``: one RGB(A) plane (alpha is ignored);
-* ``(Z, H, W)``: a stack of grey planes (Z or T), predicted slice by slice;
-* ``(Z, H, W, 3|4)``: a stack of RGB(A) planes.
-
-A 1-channel model sees RGB(A) as grey (:func:`to_gray`); a 3-channel model
-sees grey repeated on its three channels.  Each plane (each channel of it) is
-normalised on its own with the model's percentiles.
+Images come in the layouts of :mod:`napari_unet.core.images` ((H, W),
+(H, W, 3|4), (Z, H, W), (Z, H, W, 3|4)); stacks are predicted slice by slice
+and each plane is normalised as :func:`~napari_unet.core.images.normalize` does.
 
 Prediction tiles each plane (:mod:`napari_unet.core.tiling`), normalises each
 tile as it is read, runs batches of tiles through the network and accumulates
@@ -23,13 +16,23 @@ rounding, for every image and every tile size.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from napari_unet.core.defaults import DEFAULT_TILE_SIZE, MIN_TILE_SIZE  # noqa: F401 (public here too)
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import Notice, Progress, run_to_completion
+from napari_unet.core.images import (
+    _apply,
+    _channels,
+    _check_image,
+    _normalize_plane,
+    _planes,
+    is_stack,
+    plane_shape,
+)
 from napari_unet.core.model import (
     NormConfig,
     UNet,
@@ -42,14 +45,15 @@ from napari_unet.core.model import (
 )
 from napari_unet.core.tiling import axis_layout, check_tiling, crop_span, read_tile, round_up
 
-#: Luminance weights of ITU-R BT.709 (as in ``skimage.color.rgb2gray``).
-GRAY_WEIGHTS = (0.2125, 0.7154, 0.0721)
-
-# Percentiles of float and wide-integer planes larger than this many pixels are
-# taken on a regular sub-grid of about this many pixels: at 4 Mpx the estimate
-# is within a fraction of a grey level of the exact value and costs ~0.1 s.
-_PERCENTILE_SAMPLE = 1 << 22
-_HIST_CHUNK = 1 << 18
+# isort: split
+# Image layout and normalisation moved to napari_unet.core.images; these names
+# stay importable from here for the widgets, the benchmarks and older scripts.
+from napari_unet.core.images import (  # noqa: F401
+    GRAY_WEIGHTS,
+    is_rgb,
+    normalize,
+    to_gray,
+)
 
 
 def smallest_tile_size(config: UNetConfig) -> int:
@@ -76,173 +80,9 @@ def smallest_tile_size(config: UNetConfig) -> int:
     return round_up(4 * receptive_radius(config) + 1, 2**config.depth)
 
 
-#: Tiling defaults, measured in benchmarks/results/predict.md.  With the
-#: default model (receptive radius 107 px) tiles overlap by 2 x 107 px, so the
-#: tile size trades overlap work against memory: 1024-px tiles cover a
-#: 2048x2048 image with 3 x 3 tiles of 832 px, 1.5x the pixels of one pass
-#: (512-px tiles: 2.9x), and both cost the same CPU time per pixel computed.
-#: That keeps prediction ~2-2.9x faster than MONAI's sliding window on a 2-core CPU.
-DEFAULT_TILE_SIZE = 1024
-#: Smallest tile size for the default architecture (the GUI's spin box minimum).
-MIN_TILE_SIZE = smallest_tile_size(UNetConfig())
 #: Pixels per forward pass when no batch size is given: 4 tiles of 512 px or one
 #: of 1024 px, 0.5-2 s per batch on a 2-core CPU, so cancel stays quick.
 DEFAULT_BATCH_PIXELS = 4 * 512 * 512
-
-
-def is_rgb(image: np.ndarray) -> bool:
-    """Whether the last axis holds RGB or RGBA colour (length 3 or 4, 3 or 4 dims)."""
-    return image.ndim in (3, 4) and image.shape[-1] in (3, 4)
-
-
-def is_stack(image: np.ndarray) -> bool:
-    """Whether ``image`` is a stack of planes: (Z, H, W) grey or (Z, H, W, 3|4) colour."""
-    image = np.asarray(image) if not hasattr(image, "ndim") else image
-    return image.ndim == 4 or (image.ndim == 3 and not is_rgb(image))
-
-
-def to_gray(image: np.ndarray) -> np.ndarray:
-    """Convert RGB(A) (``..., H, W, 3|4``) to float32 grey luminance; alpha is ignored.
-
-    Grey input is returned unchanged.  Values keep their scale (0-255 stays
-    0-255): the percentile normalisation that follows does not care.
-    """
-    image = np.asarray(image)
-    if not is_rgb(image):
-        return image
-    out = np.zeros(image.shape[:-1], dtype=np.float32)
-    for channel, weight in enumerate(GRAY_WEIGHTS):
-        out += np.float32(weight) * image[..., channel].astype(np.float32, copy=False)
-    return out
-
-
-def _check_image(image: Any) -> np.ndarray:
-    image = np.asarray(image)
-    if image.dtype == bool:
-        image = image.view(np.uint8)
-    if image.dtype.kind not in "uif":
-        raise InputError(f"images must hold integer or float pixels, not {image.dtype}")
-    if image.ndim not in (2, 3, 4) or (image.ndim == 4 and not is_rgb(image)):
-        raise InputError(
-            f"image shape {image.shape} is not (Y, X), (Y, X, 3|4), (Z, Y, X) or (Z, Y, X, 3|4)"
-        )
-    if image.size == 0:
-        raise InputError(f"the image is empty (shape {image.shape})")
-    return image
-
-
-def _percentiles(plane: np.ndarray, p_low: float, p_high: float) -> tuple[float, float]:
-    """Exact percentiles (numpy's linear method) of 8/16-bit planes, sampled for others."""
-    if plane.dtype.itemsize <= 2 and plane.dtype.kind in "ui":
-        offset = 0 if plane.dtype.kind == "u" else 1 << (8 * plane.dtype.itemsize - 1)
-        flat = plane.reshape(-1)
-        counts = np.zeros(1 << (8 * plane.dtype.itemsize), dtype=np.int64)
-        # Chunks keep bincount's intp copy small on huge images.
-        for i in range(0, flat.size, _HIST_CHUNK):
-            chunk = flat[i : i + _HIST_CHUNK]
-            if offset:
-                chunk = chunk.astype(np.int32) + offset
-            counts += np.bincount(chunk, minlength=counts.size)
-        cum = np.cumsum(counts)
-        result = []
-        for p in (p_low, p_high):
-            rank = p / 100.0 * (flat.size - 1)
-            k = int(np.floor(rank))
-            lo = int(np.searchsorted(cum, k + 1))
-            hi = int(np.searchsorted(cum, min(k + 2, flat.size)))
-            result.append(lo + (rank - k) * (hi - lo) - offset)
-        return float(result[0]), float(result[1])
-    # min and max propagate NaN and reveal inf without a full-size temporary.
-    if plane.dtype.kind == "f" and not (np.isfinite(plane.min()) and np.isfinite(plane.max())):
-        raise InputError("the image contains NaN or infinite pixels; replace them first")
-    if plane.size > _PERCENTILE_SAMPLE:
-        step = int(np.ceil(np.sqrt(plane.size / _PERCENTILE_SAMPLE)))
-        plane = plane[..., ::step, ::step]
-    lo, hi = np.percentile(plane, [p_low, p_high])
-    return float(lo), float(hi)
-
-
-def _scale(plane: np.ndarray, norm: NormConfig) -> tuple[float, float]:
-    """Offset and factor mapping the plane's percentiles to 0 and 1 (factor 0 if flat)."""
-    lo, hi = _percentiles(plane, norm.p_low, norm.p_high)
-    factor = 1.0 / (hi - lo) if hi > lo else 0.0
-    return lo, factor
-
-
-def _apply(raw: np.ndarray, lo: np.ndarray, factor: np.ndarray) -> np.ndarray:
-    """``(raw - lo) * factor`` as float32, in float64 where float32 would round the input."""
-    if raw.dtype.itemsize <= 2 or raw.dtype == np.float32:
-        return np.subtract(raw, lo.astype(np.float32), dtype=np.float32) * factor.astype(
-            np.float32
-        )
-    return ((raw - lo) * factor).astype(np.float32)
-
-
-def _channels(image: np.ndarray, in_channels: int) -> np.ndarray:
-    """One plane in the model's channel layout: (H, W) for 1 channel, (C, H, W) otherwise."""
-    if in_channels == 1:
-        return to_gray(image)
-    if is_rgb(image):
-        colour = np.moveaxis(image[..., :3], -1, 0)
-    else:
-        colour = np.broadcast_to(image, (3, *image.shape))
-    if in_channels != 3:
-        raise InputError(f"models with {in_channels} input channels are not supported; use 1 or 3")
-    return colour
-
-
-def _planes(image: np.ndarray) -> list[np.ndarray]:
-    return list(image) if is_stack(image) else [image]
-
-
-def _model_parts(model: UNet | NormConfig) -> tuple[NormConfig, int]:
-    if isinstance(model, NormConfig):
-        return model, 1
-    return model.norm, model.config.in_channels
-
-
-def _normalize_plane(plane: np.ndarray, norm: NormConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel offsets and factors, shaped to broadcast over (C, H, W) or (H, W)."""
-    if plane.ndim == 2:
-        lo, factor = _scale(plane, norm)
-        return np.array(lo), np.array(factor)
-    pairs = [_scale(channel, norm) for channel in plane]
-    lo = np.array([p[0] for p in pairs])[:, None, None]
-    factor = np.array([p[1] for p in pairs])[:, None, None]
-    return lo, factor
-
-
-def normalize(image: np.ndarray, model: UNet | NormConfig) -> np.ndarray:
-    """Compute the float32 array the network sees for ``image``.
-
-    Each plane (each channel of it) is mapped linearly so that its ``p_low``
-    percentile becomes 0 and its ``p_high`` percentile 1 (values outside are
-    kept, not clipped); a constant plane becomes all zeros.  Percentiles of
-    8- and 16-bit images are exact; those of float and 32/64-bit integer planes
-    over 4 Mpx are taken on a regular sub-grid of about 4 Mpx.
-
-    Parameters
-    ----------
-    image
-        (H, W), (H, W, 3|4), (Z, H, W) or (Z, H, W, 3|4); uint, int or float.
-    model
-        The model (its ``norm`` and input channels) or a :class:`NormConfig`
-        (1 channel).
-
-    Returns
-    -------
-    np.ndarray
-        float32, (H, W) for a 1-channel model, (C, H, W) for a multi-channel
-        one; stacks keep their leading axis.
-    """
-    image = _check_image(image)
-    norm, in_channels = _model_parts(model)
-    out = []
-    for plane in _planes(image):
-        plane = _channels(plane, in_channels)
-        lo, factor = _normalize_plane(plane, norm)
-        out.append(_apply(plane, lo, factor))
-    return np.stack(out) if is_stack(image) else out[0]
 
 
 def _predict_plane(
@@ -256,7 +96,7 @@ def _predict_plane(
     batch_size: int | None,
     out: np.ndarray,
 ) -> Generator[int, None, None]:
-    """Predict one plane into ``out`` (H, W); yield the number of tiles after each batch."""
+    """Predict one plane into ``out`` (C, H, W); yield the number of tiles after each batch."""
     lo, factor = _normalize_plane(plane, norm)
     h, w = plane.shape[-2:]
     rows = axis_layout(h, tile, overlap, net.size_multiple, margin)
@@ -277,12 +117,13 @@ def _predict_plane(
         # Grad and autocast modes are entered per batch, never across a yield,
         # so they cannot leak into the code that drives this generator.
         with torch.inference_mode(), autocast(device):
-            prob = torch.sigmoid(net(x)[:, 0].float()).cpu().numpy()
+            prob = torch.sigmoid(net(x)[:, : out.shape[0]].float()).cpu().numpy()
         for k, (i, j) in enumerate(chunk):
             ys, ty = crop_span(rows.starts[i], rows.tile, h)
             xs, tx = crop_span(cols.starts[j], cols.tile, w)
             weight = rows.weights[i][ty, None] * cols.weights[j][None, tx]
-            out[ys, xs] += prob[k][ty, tx] * weight
+            for c in range(out.shape[0]):
+                out[c, ys, xs] += prob[k, c][ty, tx] * weight
         yield len(chunk)
 
 
@@ -292,7 +133,7 @@ def _tile_count(shape: tuple[int, int], tile: int, overlap: int, multiple: int) 
     return rows.count * cols.count
 
 
-def iter_predict_proba(
+def _iter_predict(
     image: np.ndarray,
     model: UNet,
     *,
@@ -300,8 +141,9 @@ def iter_predict_proba(
     overlap: int | None = None,
     device: str | torch.device = "auto",
     batch_size: int | None = None,
+    outputs: int = 1,
 ) -> Generator[Progress | Notice, None, np.ndarray]:
-    """Predict foreground probabilities tile by tile, yielding progress.
+    """Predict the first ``outputs`` probability maps tile by tile, yielding progress.
 
     Parameters
     ----------
@@ -342,15 +184,14 @@ def iter_predict_proba(
     Returns
     -------
     np.ndarray
-        float32 probabilities of the image's spatial shape: (H, W), or (Z, H, W)
-        for stacks.
+        float32 probabilities, (outputs, H, W), or (outputs, Z, H, W) for stacks.
     """
     image = _check_image(image)
     if batch_size is not None and (int(batch_size) != batch_size or batch_size < 1):
         raise InputError(f"batch size must be a positive integer, not {batch_size!r}")
     target = resolve_device(device)
     planes = _planes(image)
-    spatial = planes[0].shape[:2]
+    spatial = plane_shape(image)
     margin = receptive_radius(model.config)
     requested = tile_size
     asked, _ = check_tiling(tile_size, 0, model.size_multiple)
@@ -373,19 +214,93 @@ def iter_predict_proba(
         # oneDNN's channels-last convolutions run ~1.6x faster here than NCHW
         # (benchmarks/results/predict.md); CUDA gets channels-last from prepare_for_device.
         net.to(memory_format=torch.channels_last)
-    out = np.zeros((len(planes), *spatial), dtype=np.float32)
+    out = np.zeros((outputs, len(planes), *spatial), dtype=np.float32)
     done = 0
     for z, plane in enumerate(planes):
         plane = _channels(plane, model.config.in_channels)
         for n in _predict_plane(
-            net, plane, model.norm, target, tile, overlap, margin, batch_size, out[z]
+            net, plane, model.norm, target, tile, overlap, margin, batch_size, out[:, z]
         ):
             done += n
             message = f"tile {done}/{total}"
             if len(planes) > 1:
                 message = f"slice {z + 1}/{len(planes)}, {message}"
             yield Progress(done, total, message)
-    return out if is_stack(image) else out[0]
+    return out if is_stack(image) else out[:, 0]
+
+
+def iter_predict_proba(
+    image: np.ndarray,
+    model: UNet,
+    *,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+) -> Generator[Progress | Notice, None, np.ndarray]:
+    """Predict foreground probabilities tile by tile, yielding progress.
+
+    Parameters, events and tiling are described at :func:`_iter_predict`.
+
+    Returns
+    -------
+    np.ndarray
+        float32 probabilities of the image's spatial shape: (H, W), or (Z, H, W)
+        for stacks.
+    """
+    out = yield from _iter_predict(
+        image, model, tile_size=tile_size, overlap=overlap, device=device, batch_size=batch_size
+    )
+    return out[0]
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """A model's probability maps of one image or stack.
+
+    Attributes
+    ----------
+    proba
+        float32 foreground probabilities, (H, W) or (Z, H, W).
+    boundary
+        float32 probabilities of the object rims (the second output of a
+        two-output model, see :func:`napari_unet.core.weights.boundary_target`),
+        or ``None`` for a one-output model.
+    """
+
+    proba: np.ndarray
+    boundary: np.ndarray | None = None
+
+
+def iter_predict(
+    image: np.ndarray,
+    model: UNet,
+    *,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int | None = None,
+    device: str | torch.device = "auto",
+    batch_size: int | None = None,
+) -> Generator[Progress | Notice, None, Prediction]:
+    """Predict every map the model has (foreground, and boundary if it has one).
+
+    Parameters, events and tiling are described at :func:`_iter_predict`; the
+    boundary map costs no extra forward pass, only its float32 output.
+
+    Returns
+    -------
+    Prediction
+    """
+    outputs = min(model.config.out_channels, 2)
+    out = yield from _iter_predict(
+        image,
+        model,
+        tile_size=tile_size,
+        overlap=overlap,
+        device=device,
+        batch_size=batch_size,
+        outputs=outputs,
+    )
+    return Prediction(out[0], out[1] if outputs > 1 else None)
 
 
 def predict_proba(

@@ -21,6 +21,7 @@ import numpy as np
 
 from napari_unet.core.atomic import atomic_open
 from napari_unet.core.errors import InputError
+from napari_unet.core.images import spatial_shape  # public here too, where it began
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -234,27 +235,6 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     if values[-1] > np.iinfo(np.int32).max:
         raise InputError(f"mask file {path} has label ids above 2**31; relabel it")
     return np.where(data > 0, data, 0).astype(np.int32)
-
-
-def spatial_shape(image: np.ndarray, rgb: bool | None = None) -> tuple[int, ...]:
-    """Shape of an image without its colour axis.
-
-    Parameters
-    ----------
-    image
-        An image as returned by :func:`read_image`.
-    rgb
-        Whether the last axis holds colour samples; by default it does when it
-        has 3 or 4 entries and the image has at least 3 dimensions.
-
-    Returns
-    -------
-    tuple of int
-        ``(H, W)`` or ``(Z, H, W)``.
-    """
-    if rgb is None:
-        rgb = image.ndim >= 3 and image.shape[-1] in (3, 4)
-    return tuple(image.shape[:-1]) if rgb else tuple(image.shape)
 
 
 def write_tiff(path: str | os.PathLike, array: np.ndarray) -> Path:

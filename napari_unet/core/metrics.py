@@ -1,4 +1,4 @@
-"""Segmentation scores: Dice, IoU, object-level F1 and the Dice-versus-threshold sweep.
+"""Segmentation scores: Dice, IoU, object F1, average precision and the Dice sweep.
 
 Conventions, shared with the rest of the core:
 
@@ -20,7 +20,7 @@ from scipy.optimize import linear_sum_assignment
 from napari_unet.core.errors import InputError
 from napari_unet.core.postprocess import as_instances
 
-SCORE_KEYS = ("dice", "iou", "precision", "recall", "f1")
+SCORE_KEYS = ("dice", "iou", "precision", "recall", "f1", "ap50", "ap75", "ap90", "dsb")
 
 
 def _check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -89,12 +89,17 @@ def _dense_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     return flat, areas, int(np.count_nonzero(areas[1:]))
 
 
-def _matched_pairs(pred: np.ndarray, truth: np.ndarray, threshold: float) -> tuple[int, int, int]:
-    """Count (true positives, predicted objects, true objects) in one image."""
+def _pair_ious(pred: np.ndarray, truth: np.ndarray):
+    """IoU of every overlapping (pred, true) object pair, and the object counts.
+
+    Returns ``(pred index, true index, IoU, n_pred, n_true)``; the index arrays
+    are empty when either side has no object.
+    """
     p, area_p, n_p = _dense_ids(pred)
     t, area_t, n_t = _dense_ids(truth)
     if n_p == 0 or n_t == 0:
-        return 0, n_p, n_t
+        empty = np.zeros(0, np.int64)
+        return empty, empty, np.zeros(0), n_p, n_t
     stride = area_t.size
     # Contingency table of (pred id, true id) over all pixels, kept sparse.
     pair = p * stride + t
@@ -108,6 +113,12 @@ def _matched_pairs(pred: np.ndarray, truth: np.ndarray, threshold: float) -> tup
     overlap = (pi > 0) & (ti > 0)  # pairs with the background are not objects
     pi, ti, inter = pi[overlap], ti[overlap], inter[overlap]
     ious = inter / (area_p[pi] + area_t[ti] - inter)
+    return pi, ti, ious, n_p, n_t
+
+
+def _matched_pairs(pred: np.ndarray, truth: np.ndarray, threshold: float) -> tuple[int, int, int]:
+    """Count (true positives, predicted objects, true objects) in one image."""
+    pi, ti, ious, n_p, n_t = _pair_ious(pred, truth)
     ok = ious > threshold
     if threshold >= 0.5:
         # IoU > 0.5 with one object leaves less than half of the other side's
@@ -174,6 +185,58 @@ def object_scores(
         precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
         f1 = _ratio(2 * tp, 2 * tp + fp + fn)
     return {"precision": precision, "recall": recall, "f1": f1, "tp": tp, "fp": fp, "fn": fn}
+
+
+#: IoU thresholds of the DSB 2018 score: 0.5, 0.55, ..., 0.95.
+DSB_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
+
+
+def average_precision(
+    pred: np.ndarray, truth: np.ndarray, thresholds: tuple[float, ...] = DSB_THRESHOLDS
+) -> dict[float, float]:
+    """Average precision ``tp / (tp + fp + fn)`` at each IoU threshold.
+
+    This is the object score of the 2018 Data Science Bowl (and of StarDist
+    and Cellpose papers): a true positive is a predicted object with IoU
+    above the threshold with a true object (one-to-one; thresholds must be
+    >= 0.5, where the match is unique).  The DSB score is the mean over
+    :data:`DSB_THRESHOLDS` (see :func:`dsb_score`).
+
+    Parameters
+    ----------
+    pred, truth : np.ndarray
+        Instance labels or binary masks (8-connected components), same shape.
+        A stack ``(Z, Y, X)`` is scored slice by slice and the slices are
+        averaged, as the DSB averages its images.
+    thresholds
+        IoU thresholds in [0.5, 1).
+
+    Returns
+    -------
+    dict
+        Threshold -> AP; 1.0 where neither side has an object.
+    """
+    pred, truth = _check_pair(pred, truth)
+    if pred.ndim not in (2, 3):
+        raise InputError(f"masks must be 2D (Y, X) or a stack (Z, Y, X), got shape {pred.shape}")
+    ts = np.asarray(thresholds, dtype=float)
+    if ts.size == 0 or ts.min() < 0.5 or ts.max() >= 1.0:
+        raise InputError(f"AP thresholds must lie in [0.5, 1), got {tuple(thresholds)}")
+    slices = [(pred, truth)] if pred.ndim == 2 else list(zip(pred, truth, strict=True))
+    total = np.zeros(ts.size)
+    for p, t in slices:
+        _, _, ious, n_p, n_t = _pair_ious(as_instances(p), as_instances(t))
+        if n_p == 0 and n_t == 0:
+            total += 1.0
+            continue
+        tp = (ious[None, :] > ts[:, None]).sum(axis=1)
+        total += tp / (n_p + n_t - tp)
+    return {float(t): float(v / len(slices)) for t, v in zip(ts, total, strict=True)}
+
+
+def dsb_score(pred: np.ndarray, truth: np.ndarray) -> float:
+    """Return the DSB 2018 score: mean :func:`average_precision` over IoU 0.5:0.05:0.95."""
+    return float(np.mean(list(average_precision(pred, truth).values())))
 
 
 def _count_passed(sorted_t: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -296,10 +359,12 @@ def scores_per_slice(
     -------
     rows : list of dict
         One dict per slice with ``slice``, ``dice``, ``iou``, ``precision``,
-        ``recall``, ``f1``, ``tp``, ``fp``, ``fn``.
+        ``recall``, ``f1``, ``tp``, ``fp``, ``fn``, the average precision
+        ``ap50``, ``ap75``, ``ap90`` (at IoU 0.5, 0.75, 0.9) and ``dsb`` (the
+        DSB 2018 score, see :func:`average_precision`).
     mean : dict
-        The mean of ``dice``, ``iou``, ``precision``, ``recall`` and ``f1``
-        over the slices (each slice counts equally).
+        The mean of every key of :data:`SCORE_KEYS` over the slices (each
+        slice counts equally).
     """
     pred, truth = _check_pair(pred, truth)
     if pred.ndim not in (2, 3):
@@ -309,6 +374,9 @@ def scores_per_slice(
     for z, (p, t) in enumerate(pairs):
         row: dict[str, float | int] = {"slice": z, "dice": dice(p, t), "iou": iou(p, t)}
         row.update(object_scores(p, t, iou_threshold))
+        ap = average_precision(p, t)
+        row.update(ap50=ap[0.5], ap75=ap[0.75], ap90=ap[0.9])
+        row["dsb"] = float(np.mean(list(ap.values())))
         rows.append(row)
     mean = {
         key: float(np.mean([row[key] for row in rows])) if rows else float("nan")

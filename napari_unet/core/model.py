@@ -19,7 +19,6 @@ import copy
 import math
 import os
 import pickle
-import zipfile
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -429,23 +428,51 @@ def save_model(model: UNet, path: str | os.PathLike) -> Path:
     return path
 
 
+def _not_a_model(path: Path, why: str = "") -> InputError:
+    reason = f" ({why})" if why else ""
+    return InputError(
+        f"{path} is not a readable model file{reason}: choose a .pt saved by napari-unet"
+    )
+
+
+def _written_by_torch(path: Path) -> bool:
+    """Whether ``path`` starts like a torch.save file (zip archive or binary pickle)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return head.startswith((b"PK\x03\x04", b"\x80"))
+
+
 def _read_checkpoint(path: Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         # weights_only=True stops at the first global it does not allow, before
-        # building anything: the file asked to run code, so it is refused.
-        if "GLOBAL" in text or "global" in text or "Unsupported class" in text:
+        # building anything: the file asked to run code, so it is refused.  A
+        # text file that happens to start with "c" reads as such a global too,
+        # so only a file torch.save could have written (a zip archive or a
+        # binary pickle) counts as one that asked.
+        asked = "GLOBAL" in text or "global" in text or "Unsupported class" in text
+        if asked and _written_by_torch(path):
             raise UnsafeCheckpointError(
                 f"{path} contains pickled Python objects and was refused for safety; "
                 "load only napari-unet model files from sources you trust"
             ) from None
-        raise InputError(f"{path} is not a readable model file (corrupt or not a .pt)") from None
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, KeyError):
-        raise InputError(f"{path} is not a readable model file (corrupt or not a .pt)") from None
+        raise _not_a_model(path, "corrupt, or not a model") from None
+    except OSError as exc:
+        raise _not_a_model(path, exc.strerror or "cannot be read") from None
+    except Exception:
+        # Any other file (text, an image, a truncated download) makes torch's
+        # unpickler fail in its own ways (IndexError, KeyError, EOFError,
+        # RuntimeError, ...); none of them is worth a traceback.
+        raise _not_a_model(path, "corrupt, or not a model") from None
     if not isinstance(data, dict) or data.get("format") != _FORMAT_NAME:
-        raise InputError(f"{path} is not a napari-unet model file")
+        raise InputError(
+            f"{path} is not a napari-unet model file: choose a .pt saved by napari-unet"
+        )
     version = data.get("format_version")
     if not isinstance(version, int) or version < 1:
         raise InputError(f"{path} has no valid format version; it is not a napari-unet model")

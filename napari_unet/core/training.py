@@ -9,12 +9,13 @@ that holds the best weights so far by validation Dice.  It yields
 :class:`FineTuneResult`.
 
 Stopping keeps the best weights, whichever way it happens: ``should_stop``
-returning true, the time budget, early stopping, or the caller closing the
-generator (the GUI's Stop, Ctrl-C on the command line).  In the last case
+returning true, the time budget, early stopping, a loss that is no longer a
+finite number (the weights that gave it are never kept), or the caller closing
+the generator (the GUI's Stop, Ctrl-C on the command line).  In the last case
 there is no return value, so pass a :class:`TrainingState`: ``fine_tune``
 keeps it up to date and :meth:`TrainingState.result` gives the best model.
 
-Validation uses a fixed split (:mod:`napari_unet.core.validation`) that is
+Validation uses a fixed split (:mod:`napari_unet.core.split`) that is
 stored in ``model.extra`` and reused by later fine-tunes of the same images.
 """
 
@@ -32,38 +33,33 @@ import torch
 
 from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.augment import augment as augment_patch
+from napari_unet.core.defaults import (
+    DEFAULT_BATCH_SIZE,
+    DEFAULT_EPOCHS,
+    DEFAULT_FINE_TUNE_LR,
+    DEFAULT_FOREGROUND_FRACTION,
+    DEFAULT_LR,
+    DEFAULT_PATCH_SIZE,
+    DEFAULT_REPLAY_FRACTION,
+    DEFAULT_VAL_FRACTION,
+    PLATEAU_SHARE,
+)
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import EpochEnd, Notice, Progress, StopReason, describe_stop
-from napari_unet.core.losses import Loss, get_loss
+from napari_unet.core.losses import Loss, bce_dice, get_loss
 from napari_unet.core.model import UNet, autocast, prepare_for_device, resolve_device
 from napari_unet.core.sampling import PatchSampler, stack_patches
 from napari_unet.core.validation import ValidationSet, prepare_data
+from napari_unet.core.weights import BOUNDARY_BIT
 
-#: Defaults sized so that fine-tuning the default model on two 256 x 256
-#: images takes about two minutes on a 2-core CPU (see BENCHMARKS.md).  With a
-#: time budget and no epoch count, training runs until the budget is spent.
-DEFAULT_EPOCHS = 20
-#: Expected share of each batch drawn from the replay images, when given.
-DEFAULT_REPLAY_FRACTION = 0.25
-#: With a time budget, early stopping waits for a plateau of at least this
-#: share of the budget.
-PLATEAU_SHARE = 0.25
-DEFAULT_LR = 1e-3
-#: Peak learning rate when fine-tuning a trained model (``keep_start=True``).
-#: 3e-4 kept more of the model's skill on other DSB 2018 images, but learned
-#: too slowly to beat the starting weights within early stopping's patience on
-#: a new look (benchmarks/results/generalisation.md, finetune.md): 1e-3 it is.
-DEFAULT_FINE_TUNE_LR = 1e-3
-DEFAULT_PATCH_SIZE = 128
-DEFAULT_BATCH_SIZE = 4
-DEFAULT_VAL_FRACTION = 0.2
-DEFAULT_FOREGROUND_FRACTION = 0.4
 #: Steps per epoch: enough to see the training pixels about once, within these bounds.
 MIN_STEPS_PER_EPOCH = 10
 MAX_STEPS_PER_EPOCH = 100
 CHANNELS_LAST = torch.channels_last
 #: Shortest interval between two Progress events (fast GPUs run many steps per second).
 PROGRESS_INTERVAL_S = 0.05
+#: Weight of a two-output model's boundary loss next to its foreground loss.
+BOUNDARY_LOSS_WEIGHT = 1.0
 
 
 @dataclass
@@ -86,11 +82,13 @@ class FineTuneResult:
         Epoch of the best weights; 0 means the input weights were kept.
     stopped_early
         True when training ended before the planned epochs (early stopping,
-        time budget, ``should_stop`` or the generator being closed).
+        time budget, ``should_stop``, a non-finite loss or the generator
+        being closed).
     stop_reason
         A :class:`~napari_unet.core.events.StopReason`: ``"epochs"``,
-        ``"early_stopping"``, ``"time_budget"``, ``"stopped"`` or
-        ``"interrupted"``.
+        ``"early_stopping"``, ``"time_budget"``, ``"stopped"``,
+        ``"interrupted"`` or ``"non_finite"`` (the loss was NaN or infinite
+        at the last step of an epoch).
     initial_dice
         Validation Dice of the input model before any training step.
     stop_message
@@ -196,6 +194,25 @@ def _lr_factor(progress: float, warmup: float) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
+def training_loss(
+    loss_fn: Loss, logits: torch.Tensor, code: torch.Tensor, weights
+) -> torch.Tensor:
+    """Compute the chosen loss on the foreground output, plus the boundary output's loss.
+
+    ``code`` is the packed target of :data:`~napari_unet.core.weights.BOUNDARY_BIT`;
+    a one-output model sees it as its 0/1 target.  A second output learns the
+    object rims with BCE + soft Dice, unweighted, at weight
+    :data:`BOUNDARY_LOSS_WEIGHT`.
+    """
+    if logits.shape[1] == 1:
+        return loss_fn(logits, code, weights)
+    foreground = torch.remainder(code, BOUNDARY_BIT)
+    rims = (code >= BOUNDARY_BIT).to(logits.dtype)
+    return loss_fn(logits[:, :1], foreground, weights) + BOUNDARY_LOSS_WEIGHT * bce_dice(
+        logits[:, 1:2], rims
+    )
+
+
 def _to_batch(patches, device: torch.device):
     batch = stack_patches(patches)
 
@@ -268,7 +285,7 @@ def fine_tune(
         Patches per step.
     val_fraction
         Share held out for validation (0 for none); see
-        :mod:`napari_unet.core.validation` for how the split is chosen and kept.
+        :mod:`napari_unet.core.split` for how the split is chosen and kept.
     augment
         Augmentation switches (default :class:`AugmentConfig()` when
         fine-tuning, the same without zoom and defocus blur from scratch; use
@@ -330,7 +347,10 @@ def fine_tune(
     Returns
     -------
     FineTuneResult
-        The model with the best weights and the history.
+        The model with the best weights and the history.  A step whose loss
+        is NaN or infinite is skipped; when the last step of an epoch is, the
+        run ends with stop reason ``"non_finite"`` and the best weights from
+        before (the starting weights if no epoch finished).
 
     Raises
     ------
@@ -491,6 +511,7 @@ def fine_tune(
             work.train()
             losses: list[float] = []
             cut_short = False
+            finite = True  # whether the last step's loss was a finite number
             for step in range(steps_per_epoch):
                 elapsed = time.perf_counter() - started
                 if should_stop():
@@ -516,8 +537,9 @@ def fine_tune(
                 optimizer.zero_grad(set_to_none=True)
                 with autocast(target_device):
                     logits = work(x)
-                value = loss_fn(logits.float(), y, w)
-                if torch.isfinite(value):
+                value = training_loss(loss_fn, logits.float(), y, w)
+                finite = bool(torch.isfinite(value))
+                if finite:
                     scaler.scale(value).backward()
                     scaler.step(optimizer)
                     scaler.update()
@@ -528,6 +550,8 @@ def fine_tune(
                 if now - last_progress >= PROGRESS_INTERVAL_S or step == steps_per_epoch - 1:
                     last_progress = now
                     loss_text = f", loss {losses[-1]:.4f}" if losses else ""
+                    if not finite:
+                        loss_text = ", loss not finite"
                     total = _total_steps(state.step, total_steps, budget_s, now - started)
                     where = f"epoch {epoch}/{epochs}" if epochs else f"epoch {epoch}"
                     yield Progress(
@@ -535,6 +559,14 @@ def fine_tune(
                         total,
                         f"{where}, step {step + 1}/{steps_per_epoch}{loss_text}",
                     )
+            if not finite:
+                # A skipped step changes no weight: the weights the epoch ends on
+                # are the ones that just gave a non-finite loss.  They have
+                # diverged (or the images hold extreme values): never validate
+                # or keep them, and stop, as more steps would only repeat this.
+                reason = StopReason.NON_FINITE
+                epoch -= 1
+                break
             if not losses:
                 # Stopped before any step of this epoch: nothing new to validate.
                 epoch -= 1

@@ -50,6 +50,11 @@ from napari_unet.core.postprocess import (
 #: Largest border term that may be dropped: far below the 1e-3 the definition is held to.
 BORDER_TOLERANCE = 1e-4
 
+#: Training targets of two-output models pack both outputs in one uint8 array
+#: so that patches and augmentation move them together: bit 0 (value 1) is the
+#: foreground target, this bit the :func:`boundary_target`.
+BOUNDARY_BIT = 2
+
 
 def _check_labels(labels: np.ndarray) -> np.ndarray:
     a = np.asarray(labels)
@@ -323,6 +328,34 @@ def separation_border(labels: np.ndarray) -> np.ndarray:
         np.where(lab > 0, lab, big), footprint=footprint, mode="constant", cval=big
     )
     return (lab > 0) & ((highest > lab) | (lowest < lab))
+
+
+def boundary_target(labels: np.ndarray) -> np.ndarray:
+    """Object rims: the target of a model's second (boundary) output.
+
+    A pixel is on the rim when it belongs to an object and one of its 8
+    neighbours (3x3, never across slices) is background or another object; the
+    image edge does not count.  Rims of touching objects meet, so the interior
+    of each object, the foreground minus the rims, is a seed of its own for
+    :func:`napari_unet.core.instances.instances_from_maps`.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Instance labels or binary mask, ``(Y, X)`` or ``(Z, Y, X)``; a binary
+        mask is split into 8-connected components.
+
+    Returns
+    -------
+    np.ndarray
+        Boolean array of the labels' shape.
+    """
+    inst = as_instances(_check_labels(labels)).astype(np.int64, copy=False)
+    footprint = STRUCTURE_2D if inst.ndim == 2 else STRUCTURE_2D[None]
+    # Edge pixels copy their own id (mode "nearest"), so the edge makes no rim.
+    highest = ndi.maximum_filter(inst, footprint=footprint, mode="nearest")
+    lowest = ndi.minimum_filter(inst, footprint=footprint, mode="nearest")
+    return (inst > 0) & ((highest != inst) | (lowest != inst))
 
 
 def training_target(labels: np.ndarray, separate: bool = True) -> np.ndarray:

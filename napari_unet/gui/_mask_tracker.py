@@ -27,19 +27,28 @@ class MaskSettings:
     fill_holes: bool = False
     separate: bool = False
 
-    def render(self, prob: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    def render(
+        self,
+        prob: np.ndarray,
+        out: np.ndarray | None = None,
+        boundary: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Make the mask from ``prob``; write into ``out`` when its dtype allows.
+
+        ``boundary`` (a two-output model's rim map) splits touching objects
+        when ``separate``; without it objects are connected components.
 
         Returns
         -------
         np.ndarray
             0/1 uint8 mask, or int32 labels when ``separate``.
         """
-        from napari_unet.core.postprocess import label_objects, mask_from_proba
+        from napari_unet.core.instances import instances_from_maps
+        from napari_unet.core.postprocess import mask_from_proba
 
         options = {"min_size": self.min_size, "fill_holes": self.fill_holes}
         if self.separate:
-            labels = label_objects(mask_from_proba(prob, self.threshold, **options))
+            labels = instances_from_maps(prob, boundary, self.threshold, **options)
             if out is not None and out.dtype == labels.dtype and out.shape == labels.shape:
                 np.copyto(out, labels)
                 return out
@@ -100,7 +109,7 @@ def model_output(record: PredictionRecord) -> np.ndarray | None:
     """Return the mask the model gave at the record's last written settings."""
     if record.settings is None:
         return None
-    return record.settings.render(record.prob)
+    return record.settings.render(record.prob, boundary=record.boundary)
 
 
 def mark_corrected(record: PredictionRecord) -> None:

@@ -51,14 +51,24 @@ class ModelChoice:
 
     def _on_activated(self, index: int) -> None:
         if self.combo.itemData(index) == FROM_FILE:
-            path, _ = QFileDialog.getOpenFileName(self._parent, "Open a model", "", MODEL_FILTER)
-            if not path or not self.load_file(path):
-                self.combo.setCurrentIndex(self._last_index)
+            loaded = False
+            try:
+                path, _ = QFileDialog.getOpenFileName(
+                    self._parent, "Open a model", "", MODEL_FILTER
+                )
+                loaded = bool(path) and self.load_file(path)
+            finally:
+                # Cancelled, refused or failed: the box goes back to the model
+                # the next Run uses, never stays on "from file...".
+                if not loaded:
+                    self.combo.setCurrentIndex(self._last_index)
             return
         self._last_index = index
 
     def load_file(self, path: str | Path) -> bool:
         """Load a model file and select it; show a notification when it is not a model.
+
+        A file that does not load leaves the choice as it was.
 
         Parameters
         ----------
@@ -116,6 +126,8 @@ class ModelChoice:
         """
         from napari_unet.core.model import load_model
 
+        if self.combo.currentData() == FROM_FILE:
+            self.combo.setCurrentIndex(self._last_index)  # no file was chosen
         choice = self.combo.currentData()
         if choice == SESSION and self._session_model is not None:
             model, label = self._session_model, self.combo.currentText()[len("session model: ") :]

@@ -84,13 +84,14 @@ def find_reference(
 
 def _predict_both(
     image: np.ndarray, old_model: Any, new_model: Any, device: str, score: bool
-) -> Generator[Any, None, tuple[np.ndarray | None, np.ndarray]]:
-    from napari_unet.core.inference import iter_predict_proba
+) -> Generator[Any, None, tuple[Any, Any]]:
+    """Both models' :class:`~napari_unet.core.inference.Prediction` (old only to score)."""
+    from napari_unet.core.inference import iter_predict
 
     old = None
     if score:
-        old = yield from iter_predict_proba(image, old_model, device=device)
-    new = yield from iter_predict_proba(image, new_model, device=device)
+        old = yield from iter_predict(image, old_model, device=device)
+    new = yield from iter_predict(image, new_model, device=device)
     return old, new
 
 
@@ -119,7 +120,9 @@ class Repredictor:
         """Predict layer ``image_name`` in a worker; return the worker."""
         layer = self.viewer.layers[image_name]
         image = layer_array(layer)
-        spatial = image.shape[:-1] if layer.rgb else image.shape
+        from napari_unet.core.images import spatial_shape
+
+        spatial = spatial_shape(image, rgb=layer.rgb)
         reference = find_reference(self.viewer, self.session, image_name, spatial)
         target = {
             "image": image_name,
@@ -138,23 +141,23 @@ class Repredictor:
         self.worker = None
         self.session.end_work()
 
-    def _apply(self, probs: tuple[np.ndarray | None, np.ndarray], target: dict) -> None:
+    def _apply(self, maps: tuple[Any, Any], target: dict) -> None:
         from napari_unet.core.metrics import dice
 
-        old_prob, prob = probs
-        mask_layer, settings = self._show(target, prob)
+        old, new = maps
+        mask_layer, settings = self._show(target, new)
         before = after = math.nan
         description = ""
         if target["reference"] is not None:
             reference, slices, description = target["reference"]
             new_mask = np.asarray(mask_layer.data)
-            old_mask = settings.render(old_prob)
+            old_mask = settings.render(old.proba, boundary=old.boundary)
             if slices is not None:
                 new_mask, old_mask = new_mask[slices], old_mask[slices]
             before, after = dice(old_mask, reference), dice(new_mask, reference)
         self.on_done(before, after, description, mask_layer.name)
 
-    def _show(self, target: dict, prob: np.ndarray) -> tuple[Any, MaskSettings]:
+    def _show(self, target: dict, maps: Any) -> tuple[Any, MaskSettings]:
         """Write the new probabilities and mask into layers.
 
         The mask is made at the session's threshold with the options the
@@ -174,7 +177,8 @@ class Repredictor:
             if record is not None and record.settings is not None
             else MaskSettings(threshold=threshold)
         )
-        mask = settings.render(prob)
+        prob = maps.proba
+        mask = settings.render(prob, boundary=maps.boundary)
         prob_name = record.prob_layer if record is not None else f"{image} probability"
         prob_layer = self.viewer.layers[prob_name] if prob_name in self.viewer.layers else None
         if isinstance(prob_layer, Image) and prob_layer.data.shape == prob.shape:
@@ -212,6 +216,7 @@ class Repredictor:
             tracker = MaskTracker(self.session, mask_layer, record)
             tracker.settings = settings
         record.prob = prob
+        record.boundary = maps.boundary
         record.prob_layer = prob_layer.name
         self.session.prediction_changed.emit(mask_layer.name)
         return mask_layer, settings

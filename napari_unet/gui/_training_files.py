@@ -1,12 +1,17 @@
-"""Save accepted training pairs to a folder, each write atomic.
+"""Files of the training folder: accepted pairs and fine-tuned models, each write atomic.
 
 A pair ``NAME`` is written as ``NAME.tif`` (image), ``NAME_mask.tif`` (mask)
 and ``NAME.json`` (where it came from and the correction effort), so the
 folder loads back with Load images, which pairs ``x.tif`` with ``x_mask.tif``.
+
+A fine-tune's model file is written before the run starts, with the starting
+weights (:func:`start_autosave`), and then replaced by every new best epoch:
+whenever napari closes, the file holds a loadable model.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -62,3 +67,27 @@ def save_pair(pair: TrainingPair, folder: Path, info: dict[str, Any]) -> Path:
 def _write_json(path: Path, data: dict[str, Any]) -> None:
     with atomic_open(path, "w") as handle:
         json.dump(data, handle, indent=2)
+
+
+def start_autosave(model: Any, path: Path) -> Path:
+    """Write ``model`` (the starting weights of a fine-tune) to ``path`` and return it.
+
+    Missing folders are created; when the write fails, the folders it created
+    are removed again, so a refused run leaves no empty folder behind.
+
+    Raises
+    ------
+    OSError
+        The file cannot be written.
+    """
+    from napari_unet.core.model import save_model
+
+    path = Path(path)
+    created = [folder for folder in path.parents if not folder.exists()]
+    try:
+        return save_model(model, path)
+    except OSError:
+        for folder in created:  # deepest first
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only an empty folder goes
+        raise

@@ -112,9 +112,31 @@ class CorrectMasksWidget(QWidget):
         self.folder_edit.editingFinished.connect(self._on_folder_edited)
         self.folder_button.clicked.connect(self._choose_folder)
         self.session.training_set_changed.connect(self._show_count)
+        self.session.prediction_changed.connect(self._follow_prediction)
+        self._followed = ""  # the prediction mask the Mask box last moved to
+        self._choose_default_mask()
         self._on_mask_changed()
 
     # ------------------------------------------------------------- targets
+    def _choose_default_mask(self) -> None:
+        """Start on the newest prediction mask, else a Labels layer that is not ground truth."""
+        masks = [n for n in self.session.predictions if n in self.viewer.layers]
+        if masks:
+            self._follow_prediction(masks[-1])
+            return
+        if "ground truth" in self.mask_combo.currentText():
+            for layer in self.mask_combo.layers():
+                if "ground truth" not in layer.name:
+                    self.mask_combo.set_layer(layer)
+                    return
+
+    def _follow_prediction(self, mask_name: str) -> None:
+        # Follow each new prediction mask Segment (or a fine-tune) makes; the
+        # same mask again (a threshold move) leaves a layer picked by hand alone.
+        if mask_name != self._followed and self.mask_combo.findText(mask_name) >= 0:
+            self._followed = mask_name
+            self.mask_combo.set_layer(mask_name)
+
     def _on_mask_changed(self, *_: Any) -> None:
         layer = self.mask_combo.layer()
         if self.delete_button.isChecked():
@@ -268,7 +290,9 @@ class CorrectMasksWidget(QWidget):
             show_error("Accept: no image layer chosen; pick the image this mask belongs to.")
             return []
         image, mask = layer_array(image_layer), layer_array(layer)
-        spatial = image.shape[:-1] if image_layer.rgb else image.shape
+        from napari_unet.core.images import spatial_shape
+
+        spatial = spatial_shape(image, rgb=image_layer.rgb)
         if spatial != mask.shape:
             show_error(
                 f"Accept: mask '{layer.name}' is {mask.shape} but image '{image_layer.name}' "

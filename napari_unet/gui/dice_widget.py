@@ -1,8 +1,10 @@
 """Dice vs ground truth: score a prediction layer against a ground-truth Labels layer.
 
 The prediction is a mask (Labels layer) or a probability map (Image layer,
-thresholded at the session's threshold).  The table lists Dice, IoU and object
-F1 at IoU 0.5 (per slice for stacks, then the mean), from
+thresholded at the session's threshold).  The table lists Dice, IoU, object
+F1 at IoU 0.5, average precision at IoU 0.5, 0.75 and 0.9 and the DSB 2018
+score (per slice for stacks, then the mean; objects are the mask's instance
+ids, or its connected components), from
 :func:`napari_unet.core.metrics.scores_per_slice`.  When probabilities are at
 hand (an Image prediction, or a mask whose probabilities Segment cached) the
 Dice-versus-threshold curve of :func:`~napari_unet.core.metrics.dice_sweep`
@@ -44,8 +46,18 @@ if TYPE_CHECKING:
     import napari
 
 DEBOUNCE_MS = 80
-COLUMNS = ("slice", "Dice", "IoU", "object F1")
-_KEYS = ("dice", "iou", "f1")
+COLUMNS = ("slice", "Dice", "IoU", "F1@.5", "AP@.5", "AP@.75", "AP@.9", "DSB")
+_KEYS = ("dice", "iou", "f1", "ap50", "ap75", "ap90", "dsb")
+_TIPS = (
+    "",
+    "Dice of the foreground pixels",
+    "intersection over union of the foreground pixels",
+    "object F1: objects matched one to one at IoU > 0.5",
+    "average precision tp / (tp + fp + fn) at IoU 0.5",
+    "average precision at IoU 0.75",
+    "average precision at IoU 0.9",
+    "DSB 2018 score: mean average precision over IoU 0.5, 0.55, ..., 0.95",
+)
 
 
 class DiceWidget(QWidget):
@@ -82,6 +94,8 @@ class DiceWidget(QWidget):
         self._sweep_key: tuple | None = None
         self._truth_version = 0
         self._watched: list[Any] = []
+        self._followed = ""  # the prediction mask the Prediction box last moved to
+        self._truth_by_hand = False  # a ground truth picked by hand is never replaced
 
         self.pred_combo = LayerCombo(napari_viewer, (Labels, Image), self)
         self.pred_combo.setToolTip("A mask (Labels) or a probability map (Image).")
@@ -92,9 +106,11 @@ class DiceWidget(QWidget):
         self.best_button.setToolTip("Set the Segment threshold slider to the best threshold.")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
+        for c, tip in enumerate(_TIPS):
+            self.table.horizontalHeaderItem(c).setToolTip(tip)
         self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
         self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.Stretch)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.setMinimumHeight(60)
         self.table.setMaximumHeight(200)
         self.plot = CurvePlot("threshold", "Dice", parent=self)
@@ -125,6 +141,7 @@ class DiceWidget(QWidget):
         self.best_button.clicked.connect(self.use_best_threshold)
         self.pred_combo.currentIndexChanged.connect(self._on_choice_changed)
         self.truth_combo.currentIndexChanged.connect(self._on_choice_changed)
+        self.truth_combo.activated.connect(self._on_truth_picked)
         napari_viewer.layers.events.inserted.connect(self._guess_layers)
         self.session.threshold_changed.connect(self._on_threshold)
         self.session.prediction_changed.connect(self._on_prediction_changed)
@@ -133,25 +150,61 @@ class DiceWidget(QWidget):
 
     # ------------------------------------------------------------ choices
     def _guess_layers(self, event: Any = None) -> None:
-        """Offer a likely pair: a predicted mask and a layer named like ground truth."""
-        names = [layer.name for layer in self.truth_combo.layers()]
+        """Offer a likely pair: a prediction layer and a layer named like ground truth.
+
+        A choice that cannot be a prediction (empty, the ground truth itself, a
+        raw image) is replaced by the newest predicted mask, else another mask
+        or a probability map; with none of those the box stays empty and the
+        widget shows a hint.
+        """
+        predicted = [n for n in self.session.predictions if n in self.viewer.layers]
         truth = self.truth_combo.currentText()
-        if "ground truth" not in truth:
-            for name in names:
-                if "ground truth" in name:
-                    self.truth_combo.set_layer(name)
-                    break
-        pred = self.pred_combo.currentText()
-        if pred in ("", self.truth_combo.currentText()):
-            masks = [n for n in self.session.predictions if n in self.viewer.layers]
-            others = [
-                layer.name
-                for layer in self.pred_combo.layers()
-                if layer.name != self.truth_combo.currentText()
-            ]
-            choice = (masks or others or [None])[-1 if masks else 0]
-            if choice is not None:
-                self.pred_combo.set_layer(choice)
+        if not self._truth_by_hand and "ground truth" not in truth:
+            named = [n for n in _names(self.truth_combo) if "ground truth" in n]
+            if named:
+                self.truth_combo.set_layer(named[0])
+            elif truth in predicted:
+                # Segment's own mask is no ground truth: another mask, or none yet.
+                other = [n for n in _names(self.truth_combo) if n not in predicted]
+                self._choose(self.truth_combo, other[0] if other else None)
+            truth = self.truth_combo.currentText()
+        if self._could_be_prediction(self.pred_combo.layer()):
+            return
+        masks = [n for n in reversed(predicted) if n != truth]
+        masks += [
+            layer.name
+            for layer in self.pred_combo.layers()
+            if self._could_be_prediction(layer) and layer.name not in masks
+        ]
+        choice = next(iter(masks), None)
+        if choice in predicted:
+            self._followed = choice
+        self._choose(self.pred_combo, choice)
+
+    def _on_truth_picked(self, _index: int) -> None:
+        self._truth_by_hand = True
+
+    def _could_be_prediction(self, layer: Any) -> bool:
+        if layer is None or layer.name == self.truth_combo.currentText():
+            return False
+        if isinstance(layer, Labels):
+            return "ground truth" not in layer.name
+        return self._is_probability(layer)
+
+    def _is_probability(self, layer: Any) -> bool:
+        """Whether ``layer`` is a probability map Segment made (or is named like one)."""
+        if not isinstance(layer, Image):
+            return False
+        if any(r.prob_layer == layer.name for r in self.session.predictions.values()):
+            return True
+        return _base(layer.name).endswith(" probability")
+
+    @staticmethod
+    def _choose(combo: LayerCombo, name: str | None) -> None:
+        if name is None:
+            combo.setCurrentIndex(-1)
+        else:
+            combo.set_layer(name)
 
     def _on_choice_changed(self, _index: int = -1) -> None:
         for layer in self._watched:
@@ -161,7 +214,7 @@ class DiceWidget(QWidget):
         self._watched = [
             layer
             for layer in {
-                id(x): x for x in (self.pred_combo.layer(), self.truth_combo.layer())
+                id(_unwrap(x)): x for x in (self.pred_combo.layer(), self.truth_combo.layer())
             }.values()
             if layer is not None
         ]
@@ -174,7 +227,8 @@ class DiceWidget(QWidget):
 
     def _on_layer_edit(self, event: Any = None) -> None:
         source = getattr(event, "source", None)
-        if source is not None and source is self.truth_combo.layer():
+        truth = self.truth_combo.layer()
+        if source is not None and truth is not None and _unwrap(source) is _unwrap(truth):
             self._truth_version += 1
         self.schedule()
 
@@ -182,6 +236,12 @@ class DiceWidget(QWidget):
         self.schedule()
 
     def _on_prediction_changed(self, mask_name: str) -> None:
+        # Follow each new prediction mask; the same mask again (a threshold
+        # move) leaves a layer picked by hand alone.
+        if mask_name != self._followed and self.pred_combo.findText(mask_name) >= 0:
+            self._followed = mask_name
+            self.pred_combo.set_layer(mask_name)
+            self._guess_layers()
         if mask_name == self.pred_combo.currentText():
             self.schedule()
 
@@ -226,12 +286,21 @@ class DiceWidget(QWidget):
         pred_layer, truth_layer = self.pred_combo.layer(), self.truth_combo.layer()
         try:
             if pred_layer is None or truth_layer is None:
+                if not notify:
+                    # Nothing to compare yet is a normal state, not an error.
+                    self._show_hint(pred_layer is None)
+                    return False
                 raise InputError(
                     "choose a prediction layer (mask or probabilities) and a ground-truth "
                     "Labels layer"
                 )
-            if pred_layer is truth_layer:
-                raise InputError("the prediction and the ground truth are the same layer")
+            # Docked widgets get napari's layer proxies, a new one per lookup:
+            # compare the layers, not the proxies.
+            if pred_layer.name == truth_layer.name or _unwrap(pred_layer) is _unwrap(truth_layer):
+                raise InputError(
+                    f"'{pred_layer.name}' is chosen as both the prediction and the ground "
+                    "truth; choose the ground-truth layer in 'Ground truth'"
+                )
             truth = np.asarray(truth_layer.data)
             pred, prob = self._prediction(pred_layer)
             if pred.shape != truth.shape:
@@ -240,12 +309,15 @@ class DiceWidget(QWidget):
                     f"'{pred_layer.name}' has {pred.shape}; choose the ground truth of this image"
                 )
             rows, mean = scores_per_slice(pred, truth)
-            key = (id(prob), truth_layer.name, self._truth_version)
+            # The key holds the probability array itself, not its id(): an id
+            # can be reused by a new array once the old one is freed.
+            key = (truth_layer.name, self._truth_version)
+            cached = self._sweep_key
             if prob is None:
                 self.sweep = None
-            elif key != self._sweep_key or self.sweep is None:
+            elif cached is None or cached[0] is not prob or cached[1] != key or self.sweep is None:
                 self.sweep = dice_sweep(prob, truth)
-            self._sweep_key = key
+            self._sweep_key = (prob, key)
         except InputError as exc:
             self._show_error(str(exc), notify)
             return False
@@ -254,11 +326,23 @@ class DiceWidget(QWidget):
         self.computations += 1
         self._fill_table(rows, mean, stack=pred.ndim == 3)
         self._draw_sweep()
-        text = f"'{pred_layer.name}' vs '{truth_layer.name}': mean Dice {mean['dice']:.3f}"
+        text = (
+            f"'{pred_layer.name}' vs '{truth_layer.name}': mean Dice {mean['dice']:.3f}, "
+            f"object F1 {mean['f1']:.3f}, DSB score {mean['dsb']:.3f}"
+        )
         if isinstance(pred_layer, Image):
             text += f" at threshold {self.session.threshold:.3f}"
         self.status.setText(text + ".")
         return True
+
+    def _show_hint(self, no_prediction: bool) -> None:
+        self._show_error("", notify=False)
+        self.status.setText(
+            "No prediction yet: run Segment, or choose a mask or a probability map "
+            "as the prediction."
+            if no_prediction
+            else "Choose the ground-truth Labels layer to compare with."
+        )
 
     def _show_error(self, message: str, notify: bool) -> None:
         self.error = message
@@ -278,7 +362,7 @@ class DiceWidget(QWidget):
         for r, (label, values) in enumerate(lines):
             self.table.setItem(r, 0, QTableWidgetItem(label))
             for c, key in enumerate(_KEYS, start=1):
-                self.table.setItem(r, c, QTableWidgetItem(f"{values[key]:.4f}"))
+                self.table.setItem(r, c, QTableWidgetItem(f"{values[key]:.3f}"))
 
     def _draw_sweep(self) -> None:
         if self.sweep is None:
@@ -307,3 +391,16 @@ class DiceWidget(QWidget):
         best = float(self.sweep[2])
         self.session.set_threshold(best)
         return best
+
+
+def _names(combo: LayerCombo) -> list[str]:
+    return [layer.name for layer in combo.layers()]
+
+
+def _base(name: str) -> str:
+    """``"x probability [2]"`` -> ``"x probability"``."""
+    return name[: name.rindex(" [")] if name.endswith("]") and " [" in name else name
+
+
+def _unwrap(layer: Any) -> Any:
+    return getattr(layer, "__wrapped__", layer)

@@ -3,16 +3,19 @@
 Training runs :func:`napari_unet.core.training.fine_tune` on numpy copies of
 the session's training set.  **Stop** asks ``fine_tune`` (through its
 ``should_stop``) to end at the next step: it then returns the best weights
-so far, exactly like a finished run.  Every new best epoch is saved at once,
-atomically, to ``<training folder>/models/fine-tuned-<time>.pt``, so closing
-napari mid-run leaves the last best model whole on disk.
+so far, exactly like a finished run.  The run's model file,
+``<training folder>/models/fine-tuned-<time>.pt``, is written with the
+starting weights before training starts and replaced, atomically, by every
+new best epoch, so closing napari at any moment (even in the first epoch)
+leaves the best model so far whole on disk.
 
-When training ends, the new model becomes the session's model and the chosen
-image is predicted again (see :mod:`napari_unet.gui._repredict`): its
-probability layer is refreshed, its mask layer too unless a person corrected
-it (then the new mask goes to a new layer), and the Dice before and after is
-shown against the image's ground-truth layer (``"<image> ground truth"``) or,
-failing that, its accepted masks.
+When training ends with an epoch better than the start, the new model becomes
+the session's model and the chosen image is predicted again (see
+:mod:`napari_unet.gui._repredict`): its probability layer is refreshed, its
+mask layer too unless a person corrected it (then the new mask goes to a new
+layer), and the Dice before and after is shown against the image's
+ground-truth layer (``"<image> ground truth"``) or, failing that, its
+accepted masks.  When no epoch beat the start, the session keeps its model.
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ from napari_unet.core.events import EpochEnd, Notice, Progress
 from napari_unet.gui._animations import restore_animations, slow_animations
 from napari_unet.gui._layers import LayerCombo, layer_array
 from napari_unet.gui._repredict import Repredictor, guess_image_layer
+from napari_unet.gui._training_files import start_autosave
 from napari_unet.gui.live_plot import LivePlot
 from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator, stop
@@ -71,6 +75,9 @@ SPINNER_SPEED_PERCENT = 10
 BAR_DELAY_MS = 50
 #: The progress bar counts thousandths of the run (epochs or time budget).
 BAR_STEPS = 1000
+#: Whether "Keep what the default model knows" starts checked
+#: (benchmarks/results/generalisation.md).
+REPLAY_BY_DEFAULT = True
 _AUGMENT_LABELS = {
     "flips": "flips",
     "rot90": "90° rotations",
@@ -150,6 +157,10 @@ class FineTuneWidget(QWidget):
         self._progress: progress | None = None
         self._last_step_text = -math.inf
         self._spinners: list = []
+        self._start_model: Any | None = None
+        self._target_image = ""
+        self._n_pairs = 0
+        self._replay: tuple[list, list] | None = None
         self.repredictor = Repredictor(napari_viewer, self.session, self._on_repredicted)
 
         self.epochs_spin = QSpinBox()
@@ -201,6 +212,13 @@ class FineTuneWidget(QWidget):
         roi_row = QHBoxLayout()
         roi_row.addWidget(self.roi_check)
         roi_row.addWidget(self.roi_combo, 1)
+        self.replay_check = QCheckBox("Keep what the default model knows")
+        self.replay_check.setToolTip(
+            "Mix patches of 16 images the shipped model was trained on (fluorescence, "
+            "brightfield, H&E) into every batch, a quarter of them, so that fine-tuning on "
+            "a few images does not make the model forget the rest"
+        )
+        self.replay_check.setChecked(REPLAY_BY_DEFAULT)
         self.repredict_check = QCheckBox("Predict this image again when done")
         self.repredict_check.setChecked(True)
         self.start_button = QPushButton("Start")
@@ -208,8 +226,14 @@ class FineTuneWidget(QWidget):
         self.stop_button.setEnabled(False)
         self.save_button = QPushButton("Save model...")
         self.count_label = QLabel()
+        # Dice differences between epochs are often in the third decimal: the
+        # axis zooms to the values (within [0, 1]) instead of showing 0 to 1.
         self.plot = LivePlot(
-            "epoch", "train loss", right_ylabel="validation Dice", right_ylim=(0.0, 1.0)
+            "epoch",
+            "train loss",
+            right_ylabel="validation Dice",
+            right_ylim=(0.0, 1.0),
+            zoom_right=True,
         )
         self.plot.color_ylabels(LOSS_COLOR, DICE_COLOR)
         self.status = QLabel()
@@ -225,6 +249,7 @@ class FineTuneWidget(QWidget):
         form.addRow("Validation share", self.val_spin)
         form.addRow("Patch size", self.patch_spin)
         form.addRow("Region of interest", roi_row)
+        form.addRow(self.replay_check)
         form.addRow("Image", self.image_combo)
         buttons = QHBoxLayout()
         for button in (self.start_button, self.stop_button, self.save_button):
@@ -257,7 +282,7 @@ class FineTuneWidget(QWidget):
     def _show_count(self, *_: Any) -> None:
         n = len(self.session.training_set)
         self.count_label.setText(
-            f"Training set: {n} accepted pair(s)"
+            f"Training set: {_plural(n, 'accepted pair')}"
             if n
             else "Training set: empty; correct a mask and press Accept first."
         )
@@ -288,7 +313,20 @@ class FineTuneWidget(QWidget):
             "patch_size": self.patch_spin.value(),
             "augment": replace(AugmentConfig(), **switches),
             "device": self.session.device,
+            "replay": self.replay_set() if self.replay_check.isChecked() else None,
         }
+
+    def replay_set(self) -> tuple[list, list] | None:
+        """Return the shipped replay set (read once per widget), or None if it is missing."""
+        if self._replay is None:
+            from napari_unet.core.replay import load_replay
+
+            try:
+                self._replay = load_replay("default")
+            except InputError as exc:
+                show_error(f"Fine-tune: {exc}; training without replay.")
+                return None
+        return self._replay
 
     def roi_arrays(self, pairs: list) -> list | None:
         """Return the ROI mask for each pair (``None`` where it does not fit), or ``None``.
@@ -333,18 +371,21 @@ class FineTuneWidget(QWidget):
         except InputError as exc:
             show_error(f"Fine-tune: {exc}")
             return None
-        path = self.autosave_path()
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            show_error(
-                f"Fine-tune: cannot write to {path.parent} ({exc.strerror}); "
-                "choose another training folder in 'Correct masks'."
-            )
-            return None
         settings = self.settings()
         if settings["epochs"] is None and settings["max_minutes"] is None:
             show_error("Fine-tune: set a number of epochs or a time budget.")
+            return None
+        path = self.autosave_path()
+        try:
+            # Here, not in the worker: when this returns, a loadable model is on
+            # disk, whenever napari is closed (a closing napari ends the process
+            # and the training thread with it).
+            start_autosave(start_model, path)
+        except OSError as exc:
+            show_error(
+                f"Fine-tune: cannot write to {path.parent} ({exc.strerror or exc}); "
+                "choose another training folder in 'Correct masks'."
+            )
             return None
         self._stop.clear()
         self._state = TrainingState()
@@ -362,6 +403,7 @@ class FineTuneWidget(QWidget):
             self.image_combo.currentText() if self.repredict_check.isChecked() else ""
         )
         self.saved_path = path
+        self._n_pairs = len(pairs)
         self.result = None
         self.notice = ""
         self.dice_before = self.dice_after = math.nan
@@ -371,7 +413,7 @@ class FineTuneWidget(QWidget):
         # window, and doing it inside this click would add to one long stall.
         QTimer.singleShot(0, self._open_bar)
         self._spinners = slow_animations(SPINNER_SPEED_PERCENT)
-        self.status.setText(f"Fine-tuning on {len(pairs)} pair(s)...")
+        self.status.setText(f"Fine-tuning on {_plural(len(pairs), 'pair')}...")
         self.session.begin_work()
         self.worker = start_generator(
             _train_and_save(gen, self._state, path),
@@ -452,10 +494,6 @@ class FineTuneWidget(QWidget):
 
     def _on_trained(self, result: FineTuneResult) -> None:
         self.result = result
-        label = f"fine-tuned ({len(self.session.training_set)} pairs"
-        if not math.isnan(result.best_dice):
-            label += f", validation Dice {result.best_dice:.3f}"
-        label += ")"
         self.session.history.append(
             {
                 "run": len(self.session.history) + 1,
@@ -465,16 +503,29 @@ class FineTuneWidget(QWidget):
                 "stop_reason": result.stop_reason,
             }
         )
-        self.session.set_model(result.model, label)
         if result.best_epoch == 0:
-            kept = (
-                "kept the starting weights, as no epoch beat them on validation; "
-                "try a longer time budget or accept more corrected images"
+            # The starting weights won: the session keeps its model and its
+            # name, and there is nothing new to predict.
+            why = (
+                "no epoch beat the starting model on validation"
+                if result.history
+                else "no epoch finished"
             )
-        else:
-            by = " (lowest training loss)" if result.selected_by == "training loss" else ""
-            kept = f"kept epoch {result.best_epoch}{by}"
-        self.status.setText(f"Done, {result.stop_message}: {kept}. Saved to {self.saved_path}.")
+            self.status.setText(
+                f"Done, {result.stop_message}: {why}, so the model is unchanged; correct "
+                f"more images or train longer. (Its copy is in {self.saved_path}.)"
+            )
+            return
+        label = f"fine-tuned ({_plural(self._n_pairs, 'pair')}"
+        if not math.isnan(result.best_dice):
+            label += f", validation Dice {result.best_dice:.3f}"
+        label += ")"
+        self.session.set_model(result.model, label)
+        by = " (lowest training loss)" if result.selected_by == "training loss" else ""
+        self.status.setText(
+            f"Done, {result.stop_message}: kept epoch {result.best_epoch}{by}. "
+            f"Saved to {self.saved_path}."
+        )
         if self._target_image and self._target_image in self.viewer.layers:
             self.repredictor.start(self._target_image, self._start_model, result.model)
 
@@ -550,3 +601,7 @@ def _duration(seconds: float) -> str:
     if seconds < 60:
         return f"{seconds} s"
     return f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

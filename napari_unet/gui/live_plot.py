@@ -31,13 +31,17 @@ class _Curve:
     ys: list[float] = field(default_factory=list)
 
 
+def _nice_step(low: float, high: float, count: int) -> float:
+    raw = (high - low) / max(count - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    return min((m * magnitude for m in (1, 2, 5, 10)), key=lambda s: abs(s - raw))
+
+
 def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     """Round tick positions within ``[low, high]``, about ``count`` (steps 1, 2 or 5 x 10^k)."""
     if not (math.isfinite(low) and math.isfinite(high)) or high <= low:
         return [low] if math.isfinite(low) else []
-    raw = (high - low) / max(count - 1, 1)
-    magnitude = 10 ** math.floor(math.log10(raw))
-    step = min((m * magnitude for m in (1, 2, 5, 10)), key=lambda s: abs(s - raw))
+    step = _nice_step(low, high, count)
     first = math.ceil(low / step - 1e-9) * step
     ticks = []
     value = first
@@ -45,6 +49,56 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
         ticks.append(round(value, 12))
         value += step
     return ticks
+
+
+def nice_range(
+    values: list[float],
+    bounds: tuple[float, float],
+    *,
+    min_span: float = 0.01,
+    count: int = 5,
+) -> tuple[float, float]:
+    """Axis limits that hold ``values``, end on round ticks and stay within ``bounds``.
+
+    Parameters
+    ----------
+    values
+        The data; non-finite values are ignored.
+    bounds
+        The widest range (``(0, 1)`` for Dice); also the answer without data.
+    min_span
+        Narrowest range shown, so that noise in the fifth decimal is not
+        blown up to the whole axis.
+    count
+        About how many ticks the range should hold.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``, multiples of the tick step of :func:`nice_ticks`.
+    """
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return bounds
+    low, high = min(finite), max(finite)
+    span = max(high - low, min_span)
+    low, high = low - 0.1 * span, high + 0.1 * span  # no point on the frame
+    if high - low < min_span:
+        middle = (low + high) / 2
+        low, high = middle - min_span / 2, middle + min_span / 2
+    step = _nice_step(low, high, count)
+    low = max(bounds[0], math.floor(low / step + 1e-9) * step)
+    high = min(bounds[1], math.ceil(high / step - 1e-9) * step)
+    return round(low, 12), round(high, 12)
+
+
+def tick_text(tick: float, ticks: list[float]) -> str:
+    """Label ``tick`` with as many decimals as the step between ``ticks`` needs."""
+    if len(ticks) < 2:
+        return f"{tick:.3g}"
+    step = abs(ticks[1] - ticks[0])
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    return f"{tick:.{decimals}f}"
 
 
 class LivePlot(QWidget):
@@ -57,7 +111,11 @@ class LivePlot(QWidget):
     right_ylabel
         Title of the right y axis, or ``None`` for none.
     right_ylim
-        Fixed range of the right axis (Dice lives in [0, 1]).
+        Range of the right axis (Dice lives in [0, 1]): fixed, or with
+        ``zoom_right`` the widest range the axis may zoom out to.
+    zoom_right
+        Zoom the right axis to its curves' values (round ticks, within
+        ``right_ylim``) so that close values stay apart.
     """
 
     def __init__(
@@ -67,6 +125,7 @@ class LivePlot(QWidget):
         *,
         right_ylabel: str | None = None,
         right_ylim: tuple[float, float] = (0.0, 1.0),
+        zoom_right: bool = False,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -75,6 +134,7 @@ class LivePlot(QWidget):
         self._labels = {"x": xlabel, "left": ylabel, "right": right_ylabel}
         self._label_colors = {"left": _FOREGROUND, "right": _FOREGROUND}
         self._right_ylim = right_ylim
+        self._zoom_right = zoom_right
         self._curves: dict[str, _Curve] = {}
         self._markers: dict[str, tuple[float, QColor]] = {}
 
@@ -116,6 +176,18 @@ class LivePlot(QWidget):
         self._markers.clear()
         self.update()
 
+    def right_range(self) -> tuple[float, float]:
+        """Return the limits of the right y axis as they are drawn."""
+        if not self._zoom_right:
+            return self._right_ylim
+        values = [y for c in self._curves.values() if c.right for y in c.ys]
+        return nice_range(values, self._right_ylim)
+
+    def right_ticks(self) -> list[str]:
+        """Return the tick labels of the right y axis as they are drawn."""
+        ticks = nice_ticks(*self.right_range())
+        return [tick_text(tick, ticks) for tick in ticks]
+
     # -- painting -----------------------------------------------------------
     def _ranges(self) -> tuple[tuple[float, float], tuple[float, float]]:
         xs = [x for c in self._curves.values() for x in c.xs]
@@ -143,7 +215,7 @@ class LivePlot(QWidget):
             max(self.height() - top_m - bottom_m, 10),
         )
         (x0, x1), (y0, y1) = self._ranges()
-        r0, r1 = self._right_ylim
+        r0, r1 = self.right_range()
 
         def px(x: float) -> float:
             return area.left() + (x - x0) / (x1 - x0) * area.width()
@@ -164,18 +236,20 @@ class LivePlot(QWidget):
             painter.drawText(
                 QPointF(x - metrics.horizontalAdvance(text) / 2, area.bottom() + 14), text
             )
-        for tick in nice_ticks(y0, y1):
+        left_ticks = nice_ticks(y0, y1)
+        for tick in left_ticks:
             y = py(tick)
             painter.drawLine(QPointF(area.left() - 3, y), QPointF(area.left(), y))
-            text = f"{tick:.3g}"
+            text = tick_text(tick, left_ticks)
             painter.drawText(
                 QPointF(area.left() - 5 - metrics.horizontalAdvance(text), y + 3), text
             )
         if self._labels["right"] is not None:
-            for tick in nice_ticks(r0, r1):
+            right_ticks = nice_ticks(r0, r1)
+            for tick in right_ticks:
                 y = py(tick, right=True)
                 painter.drawLine(QPointF(area.right(), y), QPointF(area.right() + 3, y))
-                painter.drawText(QPointF(area.right() + 5, y + 3), f"{tick:.3g}")
+                painter.drawText(QPointF(area.right() + 5, y + 3), tick_text(tick, right_ticks))
         painter.drawText(
             QPointF(area.center().x() - metrics.horizontalAdvance(self._labels["x"]) / 2,
                     self.height() - 4),

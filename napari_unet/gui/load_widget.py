@@ -126,5 +126,6 @@ class LoadImagesWidget(QWidget):
 
 def _spatial_shape(layer: Any) -> tuple[int, ...]:
     """Shape of an image layer without its RGB(A) channel axis."""
-    shape = tuple(layer.data.shape)
-    return shape[:-1] if layer.rgb else shape
+    from napari_unet.core.images import spatial_shape
+
+    return spatial_shape(layer.data, rgb=layer.rgb)

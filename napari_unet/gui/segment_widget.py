@@ -174,7 +174,8 @@ class SegmentWidget(QWidget):
             The started worker, or None when nothing was started (an error
             notification says why).
         """
-        from napari_unet.core.inference import is_rgb, iter_predict_proba
+        from napari_unet.core.images import is_rgb
+        from napari_unet.core.inference import iter_predict
 
         if self.worker is not None:
             show_info("Segment: a prediction is already running; wait or press Cancel.")
@@ -195,7 +196,7 @@ class SegmentWidget(QWidget):
             )
         device = self.device_combo.currentData() or "auto"
         self.session.device = device
-        gen = iter_predict_proba(image, model, tile_size=self.tile_spin.value(), device=device)
+        gen = iter_predict(image, model, tile_size=self.tile_spin.value(), device=device)
         # A newly chosen model brings its own tuned threshold; the same model
         # again keeps whatever the user set on the slider.
         threshold = None if model is self._last_model else float(model.threshold)
@@ -212,7 +213,7 @@ class SegmentWidget(QWidget):
         self.worker = start_generator(
             gen,
             on_yield=self._on_progress,
-            on_return=lambda prob: self._on_result(prob, target),
+            on_return=lambda maps: self._on_result(maps, target),
             on_error=self._on_error,
             on_finish=self._on_finish,
         )
@@ -256,8 +257,9 @@ class SegmentWidget(QWidget):
         self.session.end_work()
         self._update_enabled()
 
-    def _on_result(self, prob: np.ndarray, target: dict[str, Any]) -> None:
+    def _on_result(self, maps: Any, target: dict[str, Any]) -> None:
         """Show a finished prediction: probability layer, mask layer and record."""
+        prob = maps.proba
         image = target["image"]
         if target["threshold"] is not None:
             self.threshold_slider.blockSignals(True)
@@ -283,6 +285,7 @@ class SegmentWidget(QWidget):
         corrected = record is not None and self._is_corrected(record, content=True)
         if record is not None and mask_layer is not None and not corrected:
             record.prob = prob
+            record.boundary = maps.boundary
             record.prob_layer = prob_layer.name
         else:
             if record is not None and mask_layer is not None:
@@ -291,6 +294,7 @@ class SegmentWidget(QWidget):
                     "the new mask is a new layer."
                 )
             record, mask_layer = self._new_mask_layer(image, prob, prob_layer.name, target)
+            record.boundary = maps.boundary
         self._write_mask(mask_layer, record)
         self.status.setText(
             f"'{image}': probabilities in '{prob_layer.name}', mask in '{mask_layer.name}'."
@@ -394,9 +398,11 @@ class SegmentWidget(QWidget):
                     "the threshold now acts on a new mask layer."
                 )
                 transform = spatial_transform(mask_layer, mask_layer.ndim)
+                boundary = record.boundary
                 record, mask_layer = self._new_mask_layer(
                     record.image_layer, record.prob, record.prob_layer, {"transform": transform}
                 )
+                record.boundary = boundary
             self._write_mask(mask_layer, record, value)
             self.updates_applied += 1
         self.session.set_threshold(value)
@@ -415,7 +421,7 @@ class SegmentWidget(QWidget):
             separate=self.separate_check.isChecked(),
         )
         data = layer.data
-        written = settings.render(record.prob, out=data)
+        written = settings.render(record.prob, out=data, boundary=record.boundary)
         if written is data:
             # The shape is unchanged, so the extent need not be recomputed.
             layer.refresh(extent=False)

@@ -50,6 +50,9 @@ class PredictionRecord:
     # gui/_mask_tracker.py); whoever writes the mask layer sets it, so the
     # model's mask can be rebuilt exactly when a person starts to edit.
     settings: Any | None = None
+    # Rim probabilities of a two-output model (None for one output): they
+    # split touching objects when Segment shows separate labels.
+    boundary: np.ndarray | None = None
 
 
 class Session:

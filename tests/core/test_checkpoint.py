@@ -155,15 +155,23 @@ def test_legacy_pickle_with_an_object_is_refused(tmp_path):
 
 @pytest.mark.parametrize(
     "content",
-    [b"", b"not a model at all" * 10, b"PK\x03\x04 broken zip"],
-    ids=["empty", "text", "broken-zip"],
+    [
+        b"",
+        b"not a model at all" * 10,
+        b"PK\x03\x04 broken zip",
+        b"a quick note\n",  # torch's unpickler raises IndexError on it
+        b"cells,area\n1,2\n",  # reads as a pickled global: still no model, not unsafe
+    ],
+    ids=["empty", "text", "broken-zip", "index-error", "csv"],
 )
 def test_corrupt_file_is_an_input_error(tmp_path, content):
     path = tmp_path / "bad.pt"
     path.write_bytes(content)
     with pytest.raises(InputError) as info:
         load_model(path)
+    assert type(info.value) is InputError
     assert "\n" not in str(info.value)
+    assert "choose a .pt saved by napari-unet" in str(info.value)
 
 
 def test_truncated_checkpoint_is_an_input_error(tmp_path):

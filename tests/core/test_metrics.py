@@ -206,5 +206,7 @@ def test_scores_per_slice_rows_and_mean():
     assert [r["f1"] for r in rows] == [1.0, 0.0, 0.0]
     assert rows[1]["fn"] == 1 and rows[2]["fp"] == 1
     assert mean["dice"] == pytest.approx(1 / 3) and mean["iou"] == pytest.approx(1 / 3)
+    assert [r["dsb"] for r in rows] == [1.0, 0.0, 0.0]
+    assert mean["ap90"] == pytest.approx(1 / 3)
     rows2d, mean2d = scores_per_slice(a, a)
     assert len(rows2d) == 1 and mean2d["f1"] == 1.0

@@ -11,11 +11,10 @@ import tifffile
 import torch
 from torch import nn
 
-from napari_unet.cli import PREDICT_MIN_TILE_SIZE, PREDICT_TILE_SIZE, main
+from napari_unet.core.images import normalize, plane_shape
 from napari_unet.core.inference import (
     DEFAULT_TILE_SIZE,
     MIN_TILE_SIZE,
-    normalize,
     predict_proba,
     smallest_tile_size,
 )
@@ -24,7 +23,6 @@ from napari_unet.core.model import (
     build_model,
     load_model,
     receptive_radius,
-    save_model,
 )
 from napari_unet.core.tiling import axis_layout, round_up
 
@@ -40,7 +38,7 @@ ROUNDING = 1e-4
 
 def _whole(image, model):
     """One forward pass over the whole (reflect-padded) image."""
-    return predict_proba(image, model, tile_size=2 * max(image.shape[:2]), device="cpu")
+    return predict_proba(image, model, tile_size=2 * max(plane_shape(image)), device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -95,21 +93,8 @@ def test_smallest_tile_keeps_a_core_as_wide_as_its_margins(depth):
 
 
 def test_accepted_tile_sizes_match_the_core():
-    assert MIN_TILE_SIZE == smallest_tile_size(UNetConfig()) == PREDICT_MIN_TILE_SIZE == 432
-    assert PREDICT_TILE_SIZE == DEFAULT_TILE_SIZE >= MIN_TILE_SIZE
-
-
-def test_cli_raises_a_small_tile_with_one_note(tmp_path, capsys):
-    model = build_model(depth=2, base_width=2).eval()  # smallest tile 96
-    save_model(model, tmp_path / "m.pt")
-    for name in ("a", "b"):
-        tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((120, 130), np.uint8))
-    argv = ["predict", tmp_path / "a.tif", tmp_path / "b.tif", "--out", tmp_path / "res"]
-    argv += ["--model", tmp_path / "m.pt", "--tile-size", "64", "--device", "cpu"]
-    assert main([str(a) for a in argv]) == 0
-    err = capsys.readouterr().err
-    assert err.count("note: tile size 64 px raised to 96 px") == 1
-    assert (tmp_path / "res" / "b_prob.tif").is_file()
+    assert MIN_TILE_SIZE == smallest_tile_size(UNetConfig()) == 432
+    assert DEFAULT_TILE_SIZE >= MIN_TILE_SIZE
 
 
 @pytest.mark.parametrize("tile", [16, 256, MIN_TILE_SIZE, MIN_TILE_SIZE + 16, 496])

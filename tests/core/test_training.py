@@ -212,6 +212,30 @@ def test_early_stopping_after_patience(model, data):
     assert same_weights(weights_of(result.model), weights_of(model))  # the input weights kept
 
 
+@pytest.mark.parametrize("keep_start", [True, False])
+def test_a_diverging_run_stops_and_keeps_the_starting_weights(model, data, keep_start):
+    # The first step is finite; it throws the weights so far that every later loss is not.
+    events = []
+    gen = fine_tune(model, *data, epochs=5, lr=1e30, keep_start=keep_start, **FAST)
+    result = run_to_completion(gen, events.append)
+    assert result.stop_reason == "non_finite" and result.stopped_early
+    assert "not a finite number" in result.stop_message and "learning rate" in result.stop_message
+    assert result.best_epoch == 0 and result.history == []
+    assert not any(isinstance(e, EpochEnd) for e in events)
+    assert events[-1].message.endswith("loss not finite")
+    assert same_weights(weights_of(result.model), weights_of(model))
+    assert result.model.history[-1]["stop_reason"] == "non_finite"
+
+
+def test_a_run_without_a_finite_loss_does_not_report_completion(model, data):
+    with torch.no_grad():
+        next(model.parameters()).fill_(math.inf)  # every loss is NaN from the first step
+    gen = fine_tune(model, *data, epochs=1, **{**FAST, "steps_per_epoch": 1})
+    result = run_to_completion(gen)
+    assert result.stop_reason == "non_finite" and result.stopped_early
+    assert result.best_epoch == 0 and result.history == []
+
+
 def test_no_early_stop_before_the_model_marks_foreground(model, data):
     model.threshold = 1.0  # nothing ever reaches it: validation Dice stays 0
     result = run_to_completion(fine_tune(model, *data, epochs=8, patience=2, **FAST))

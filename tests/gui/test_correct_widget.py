@@ -136,6 +136,12 @@ def test_accept_saves_pair_counts_and_effort(make_napari_viewer, tmp_path):
     assert widget.count_label.text() == "Training set: 1 pair(s)"
     pair = session.training_set[0]
     np.testing.assert_array_equal(pair.mask, layer.data)
+    # The instances stay instances: the touching objects 2 and 3 keep the
+    # separation border (and rims) that fine-tuning trains on.
+    from napari_unet.core.weights import separation_border
+
+    assert set(np.unique(pair.mask)) == {0, 2, 3, 4}
+    assert separation_border(pair.mask)[20:30, 25:27].all()
     expected = dice(model_mask, layer.data)
     assert 0 < expected < 1 and pair.effort_dice == pytest.approx(expected)
     folder = tmp_path / "training"
@@ -234,3 +240,76 @@ def test_segment_correct_accept_loop(make_napari_viewer, qtbot, tmp_path):
     (pair,) = correct.accept()
     assert pair.effort_dice == pytest.approx(1.0)
     assert session.predictions["cells mask [2]"].corrected
+
+
+def test_mask_box_follows_the_masks_segment_makes(make_napari_viewer, qtbot, tmp_path, MouseEvent):
+    """Issue 9: the Mask box started on the ground truth and stayed there after Segment."""
+    from napari_unet.core.model import build_model, save_model
+
+    viewer = make_napari_viewer()
+    yy, xx = np.mgrid[:64, :64]
+    disks = ((yy - 20) ** 2 + (xx - 20) ** 2 < 80) | ((yy - 44) ** 2 + (xx - 44) ** 2 < 80)
+    viewer.add_image(disks.astype(np.float32) * 100, name="cells")
+    truth = viewer.add_labels(disks.astype(np.uint8), name="cells ground truth")
+    viewer.add_image(disks.T.astype(np.float32) * 100, name="other")
+    _, segment = viewer.window.add_plugin_dock_widget("napari-unet", "Segment")
+    _, correct = viewer.window.add_plugin_dock_widget("napari-unet", "Correct masks")
+    assert segment.model_choice.load_file(
+        save_model(build_model(base_width=4, depth=2).eval(), tmp_path / "tiny.pt")
+    )
+    segment.device_combo.setCurrentIndex(segment.device_combo.findData("cpu"))
+
+    def run(image):
+        segment.image_combo.set_layer(image)
+        worker = segment.run()
+        with qtbot.waitSignal(worker.finished, timeout=60_000):
+            pass
+        qtbot.waitUntil(lambda: segment.worker is None, timeout=5_000)
+
+    assert correct.mask_combo.currentText() == "cells ground truth"  # the only mask yet
+    run("cells")
+    assert correct.mask_combo.currentText() == "cells mask"
+    assert correct.image_combo.currentText() == "cells"
+    session = get_session(viewer)
+    segment.threshold_slider.setValue(float(np.median(session.predictions["cells mask"].prob)))
+    qtbot.waitUntil(lambda: segment.pending_updates == 0, timeout=2_000)
+
+    # Click to delete acts on Segment's mask, never on the ground truth.
+    mask = viewer.layers["cells mask"]
+    ys, xs = np.nonzero(mask.data)
+    y, x = int(ys[len(ys) // 2]), int(xs[len(xs) // 2])
+    before, truth_before = mask.data.copy(), truth.data.copy()
+    correct.delete_button.setChecked(True)
+    assert viewer.layers.selection.active.name == "cells mask"
+    for kind, callbacks in (
+        ("mouse_press", mouse_press_callbacks),
+        ("mouse_release", mouse_release_callbacks),
+    ):
+        event = ReadOnlyWrapper(
+            MouseEvent(type=kind, position=(y, x), dims_point=(0, 0), button=1)
+        )
+        callbacks(mask, event)
+    assert mask.data[y, x] == 0 and (mask.data != before).any()
+    np.testing.assert_array_equal(truth.data, truth_before)
+    correct.delete_button.setChecked(False)
+
+    # The slider on a corrected mask makes a new mask layer: it is followed.
+    segment.image_combo.set_layer("cells")
+    segment.threshold_slider.setValue(0.5)
+    qtbot.waitUntil(lambda: segment.pending_updates == 0, timeout=2_000)
+    assert (
+        "cells mask [2]" in viewer.layers and correct.mask_combo.currentText() == "cells mask [2]"
+    )
+    # A layer picked by hand stays picked while the slider rewrites the same mask ...
+    correct.mask_combo.set_layer("cells ground truth")
+    segment.threshold_slider.setValue(0.6)
+    qtbot.waitUntil(lambda: segment.pending_updates == 0, timeout=2_000)
+    assert "cells mask [3]" not in viewer.layers
+    assert correct.mask_combo.currentText() == "cells ground truth"
+    # ... and the next prediction is followed again.
+    run("other")
+    assert correct.mask_combo.currentText() == "other mask"
+    assert correct.image_combo.currentText() == "other"
+
+    # Opened later, the widget starts on the newest prediction, not the first Labels layer.
+    assert CorrectMasksWidget(viewer).mask_combo.currentText() == "other mask"

@@ -77,7 +77,7 @@ def test_fine_tune_changes_model_plots_saves_and_predicts_again(
     widget.image_combo.set_layer("cells probability")
     widget._guess_image()  # a probability layer is never the image to predict
     assert widget.image_combo.currentText() == "cells"
-    assert "2 accepted pair(s)" in widget.count_label.text()
+    assert "2 accepted pairs" in widget.count_label.text()
     widget.epochs_spin.setValue(3)
 
     worker = widget.start()
@@ -92,6 +92,10 @@ def test_fine_tune_changes_model_plots_saves_and_predicts_again(
 
     result = widget.result
     assert result is not None and result.stop_reason == "epochs"
+    # "Keep what the default model knows" is on: the shipped replay set was mixed in.
+    assert widget.replay_check.isChecked()
+    run = result.model.history[-1]
+    assert run["replay_images"] == 16 and run["replay_fraction"] > 0
     assert session.model is result.model and session.model is not start
     assert session.model_label.startswith("fine-tuned")
     assert not states_equal(session.model, start)  # training moved the weights
@@ -144,7 +148,9 @@ def test_abandoned_run_leaves_saved_model_whole(make_napari_viewer, qtbot, tmp_p
     session, start, widget = setup(viewer, tmp_path)
     widget.epochs_spin.setValue(200)
     widget.start()
-    qtbot.waitUntil(lambda: widget.saved_path.exists(), timeout=120_000)
+    # The file holds the starting weights from the start, then each new best epoch.
+    assert states_equal(load_model(widget.saved_path), start)
+    qtbot.waitUntil(lambda: widget.plot.marker_x("best") is not None, timeout=120_000)
     widget.abort()  # what closing napari does: no result comes back
     wait_idle(qtbot, widget)
     assert widget.result is None and session.model is start and not session.busy
@@ -170,6 +176,7 @@ def test_corrected_mask_is_never_overwritten(make_napari_viewer, qtbot, tmp_path
     widget.val_spin.setValue(0.0)
     widget.start()
     wait_idle(qtbot, widget)
+    assert session.model_label == "fine-tuned (1 pair)"
     np.testing.assert_array_equal(viewer.layers["img0 mask"].data, corrected)
     new_mask = viewer.layers["img0 mask [2]"].data
     prob = predict_proba(image, session.model, device="cpu")
@@ -264,3 +271,102 @@ def test_neither_epochs_nor_budget_is_refused(make_napari_viewer, tmp_path, mess
     widget.minutes_spin.setValue(0)
     assert widget.start() is None
     assert messages and "set a number of epochs or a time budget" in messages[-1]
+
+
+def test_a_run_that_keeps_the_starting_weights_says_so_and_what_to_do(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Issue 9: such a run still named the model "fine-tuned (1 pairs, ...)"."""
+    viewer = make_napari_viewer()
+    session, _, widget = setup(viewer, tmp_path, n_pairs=0)
+    # A start no epoch can beat: it marks every pixel, and every pixel is foreground.
+    perfect = build_model(base_width=4, depth=2).eval()
+    with torch.no_grad():
+        perfect.outc.conv.weight.zero_()
+        perfect.outc.conv.bias.fill_(20.0)
+    session.set_model(perfect, "my model")
+    image, _ = cells(0)
+    session.training_set.append(TrainingPair("img0", image, np.ones(image.shape, np.uint8)))
+    widget._show_count()
+    assert widget.count_label.text() == "Training set: 1 accepted pair"
+    viewer.add_image(image, name="img0")
+    widget.epochs_spin.setValue(2)
+    widget.lr_spin.setValue(1e-4)
+    assert widget.start() is not None
+    assert widget.status.text() == "Fine-tuning on 1 pair..."
+    wait_idle(qtbot, widget)
+
+    result = widget.result
+    assert result.best_epoch == 0 and len(result.history) == 2
+    text = widget.status.text()
+    assert "no epoch beat the starting model on validation" in text
+    assert "correct more images or train longer" in text
+    # The session keeps its model and its name; nothing was predicted again.
+    assert session.model is perfect and session.model_label == "my model"
+    assert "img0 mask" not in viewer.layers
+    assert states_equal(load_model(widget.saved_path), perfect)
+    # Dice stayed at 1: the axis shows the values, not 0 to 1.
+    assert widget.plot.curve("validation Dice")[1] == [1.0, 1.0]
+    low, high = widget.plot.right_range()
+    assert 0.95 < low < 1.0 and high == 1.0
+
+
+def test_validation_dice_axis_zooms_to_close_values(make_napari_viewer, qtbot, tmp_path):
+    from napari_unet.core.events import EpochEnd
+
+    viewer = make_napari_viewer()
+    _, _, widget = setup(viewer, tmp_path)
+    assert widget.plot.right_range() == (0.0, 1.0)  # nothing to show yet
+    for epoch, dice_value in ((1, 0.967), (2, 0.972)):
+        widget._on_event(
+            EpochEnd(
+                epoch, 2, 0.1 / epoch, dice_value, 0.972, 2, 1.0 * epoch, 1e-3, 1.0, epoch / 2
+            )
+        )
+    assert widget.plot.curve("validation Dice")[1] == [0.967, 0.972]
+    low, high = widget.plot.right_range()
+    assert low < 0.967 < 0.972 < high and high - low <= 0.02
+    labels = widget.plot.right_ticks()
+    assert len(set(labels)) == len(labels) >= 3
+    assert all(len(label.split(".")[1]) == 3 for label in labels)  # 0.964, 0.966, ...
+    assert not widget.plot.grab().toImage().isNull()  # paints the zoomed axis
+
+
+def test_closing_napari_in_the_first_epoch_leaves_a_loadable_model(
+    make_napari_viewer, qtbot, tmp_path
+):
+    """Issue 9: closing during the first epoch left only an empty models/ folder."""
+    viewer = make_napari_viewer()
+    session, start, widget = setup(viewer, tmp_path)
+    viewer.window.add_dock_widget(widget, name="Fine-tune")
+    widget.epochs_spin.setValue(200)
+    worker = widget.start()
+    assert worker is not None
+    with qtbot.waitSignal(worker.finished, timeout=120_000):
+        # A closing napari ends the process, and the training thread with it,
+        # at any moment: from now on a whole model must be on disk.
+        viewer.close()
+        folder = session.training_dir / "models"
+        assert [p.name for p in folder.iterdir()] == [widget.saved_path.name]
+        assert states_equal(load_model(widget.saved_path), start)
+    # The closed widget stopped the run; the file is still whole and alone.
+    assert [p.name for p in folder.iterdir()] == [widget.saved_path.name]
+    assert len(load_model(widget.saved_path).history) >= 1
+
+
+def test_a_folder_that_cannot_be_written_is_refused_and_left_clean(
+    make_napari_viewer, tmp_path, messages
+):
+    viewer = make_napari_viewer()
+    session, _, widget = setup(viewer, tmp_path)
+    blocker = tmp_path / "training-set"
+    blocker.write_text("a file where the folder should be")
+    assert widget.start() is None
+    assert any(m.startswith("Fine-tune: cannot write to") for m in messages)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["training-set"]
+    # Settings refused before anything is written leave no folder either.
+    blocker.unlink()
+    widget.epochs_spin.setValue(0)
+    widget.minutes_spin.setValue(0)
+    assert widget.start() is None
+    assert not blocker.exists()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from napari_unet.gui.live_plot import LivePlot, nice_ticks
+from napari_unet.gui.live_plot import LivePlot, nice_range, nice_ticks, tick_text
 
 pytestmark = pytest.mark.gui
 
@@ -35,3 +35,33 @@ def test_points_markers_and_painting(qtbot):
     assert image.width() == 300
     plot.clear_curves()
     assert plot.curve("loss") == ([], []) and plot.marker_x("best") is None
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ([0.967, 0.972], (0.964, 0.976)),
+        ([0.995, 1.0], (0.992, 1.0)),  # never past the bounds
+        ([0.5, 0.9], (0.4, 1.0)),
+        ([float("nan")], (0.0, 1.0)),  # no data: the bounds
+    ],
+)
+def test_nice_range_zooms_to_the_values(values, expected):
+    low, high = nice_range(values, (0.0, 1.0))
+    assert (low, high) == pytest.approx(expected)
+    ticks = nice_ticks(low, high)
+    assert ticks[0] == pytest.approx(low) and ticks[-1] == pytest.approx(high)
+    labels = [tick_text(t, ticks) for t in ticks]
+    assert len(set(labels)) == len(labels)
+
+
+def test_right_axis_zooms_only_when_asked(qtbot):
+    fixed = LivePlot("epoch", "loss", right_ylabel="Dice")
+    zoomed = LivePlot("epoch", "loss", right_ylabel="Dice", zoom_right=True)
+    for plot in (fixed, zoomed):
+        qtbot.addWidget(plot)
+        plot.append("Dice", 1, 0.967, right=True)
+        plot.append("Dice", 2, 0.972, right=True)
+    assert fixed.right_range() == (0.0, 1.0)
+    assert zoomed.right_range() == pytest.approx((0.964, 0.976))
+    assert zoomed.right_ticks()[:2] == ["0.964", "0.966"]

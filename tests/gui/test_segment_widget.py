@@ -140,6 +140,30 @@ def test_options_separate_labels_min_size_and_fill(make_napari_viewer, qtbot, ti
     )
 
 
+def test_separate_labels_of_a_two_output_model_follow_the_slider(
+    make_napari_viewer, qtbot, tmp_path
+):
+    from napari_unet.core.instances import instances_from_maps
+
+    model = build_model(base_width=4, depth=2, out_channels=2)
+    path = save_model(model.eval(), tmp_path / "two.pt")
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, path)
+    widget.separate_check.setChecked(True)
+    run_and_wait(qtbot, widget)
+    record = get_session(viewer).predictions["cells mask"]
+    assert record.boundary is not None and record.boundary.shape == record.prob.shape
+    layer = viewer.layers["cells mask"]
+    for q in (0.3, 0.6):
+        widget.threshold_slider.setValue(float(np.quantile(record.prob, q)))
+        qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+        t = widget.threshold_slider.value()
+        expected = instances_from_maps(record.prob, record.boundary, t)
+        np.testing.assert_array_equal(layer.data, expected)
+        assert expected.max() >= 1
+
+
 def test_corrected_mask_is_never_overwritten(make_napari_viewer, qtbot, tiny_model_path, messages):
     viewer = make_napari_viewer()
     viewer.add_image(blobs(), name="cells")

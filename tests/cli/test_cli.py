@@ -17,9 +17,12 @@ import torch
 
 from napari_unet import __version__, cli
 from napari_unet.cli import FINE_TUNE_LR, LOSS_NAMES, SCRATCH_LR, TRAIN_DEFAULTS, main
-from napari_unet.core.inference import predict_proba
+from napari_unet.core.events import run_to_completion
+from napari_unet.core.inference import iter_predict, predict_proba
+from napari_unet.core.instances import instances_from_maps
 from napari_unet.core.metrics import dice, iou
 from napari_unet.core.model import build_model, load_model, save_model
+from napari_unet.core.postprocess import label_objects
 from napari_unet.core.weights import border_weight_map
 
 RNG = np.random.default_rng(1)
@@ -84,6 +87,10 @@ def test_predict_writes_prob_and_mask_with_the_model_threshold(tmp_path, capsys,
     assert written_mask.dtype == np.uint8 and set(np.unique(written_mask)) == {0, 1}
     np.testing.assert_allclose(written_prob, prob, atol=1e-6)
     np.testing.assert_array_equal(written_mask, prob >= model.threshold)
+    # One-output model: the labels are the mask's connected components.
+    written_labels = tifffile.imread(tmp_path / "res" / "cells_labels.tif")
+    assert written_labels.dtype == np.uint16
+    np.testing.assert_array_equal(written_labels, label_objects(written_mask))
 
     code, _, _ = _run(
         capsys, "predict", tmp_path / "cells.tif", "--out", tmp_path / "res",
@@ -91,6 +98,29 @@ def test_predict_writes_prob_and_mask_with_the_model_threshold(tmp_path, capsys,
     )  # fmt: skip
     assert code == 0
     assert tifffile.imread(tmp_path / "res" / "cells_mask.tif").all()
+
+
+def test_predict_writes_instances_of_a_two_output_model(tmp_path, capsys):
+    image, _ = _blobs(centres=((12, 12), (12, 28), (30, 20)))
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    torch.manual_seed(1)
+    model = build_model(base_width=4, depth=2, out_channels=2)
+    maps = run_to_completion(iter_predict(image, model, device="cpu"))
+    model.threshold = float(np.quantile(maps.proba, 0.4))  # a mask with several parts
+    save_model(model, tmp_path / "two.pt")
+
+    code, out, _ = _run(
+        capsys, "predict", tmp_path / "cells.tif", "--out", tmp_path / "res",
+        "--model", tmp_path / "two.pt", "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0 and "cells_labels.tif" in out
+    labels = tifffile.imread(tmp_path / "res" / "cells_labels.tif")
+    expected = instances_from_maps(maps.proba, maps.boundary, model.threshold)
+    assert expected.max() > 1
+    np.testing.assert_array_equal(labels, expected)
+    # Every object lies inside the written mask.
+    mask = tifffile.imread(tmp_path / "res" / "cells_mask.tif")
+    assert not np.any((labels > 0) & (mask == 0))
 
 
 def test_predict_stack_rgb_and_png_shapes(tmp_path, capsys, tiny_model):
@@ -126,6 +156,19 @@ def test_predict_refuses_two_inputs_with_one_stem(tmp_path, capsys, tiny_model):
 
 
 # ----------------------------------------------------------------------------- train
+
+
+def test_predict_raises_a_small_tile_with_one_note_per_run(tmp_path, capsys):
+    model = build_model(depth=2, base_width=2).eval()  # smallest tile 96
+    save_model(model, tmp_path / "m.pt")
+    for name in ("a", "b"):
+        tifffile.imwrite(tmp_path / f"{name}.tif", np.zeros((120, 130), np.uint8))
+    argv = ["predict", tmp_path / "a.tif", tmp_path / "b.tif", "--out", tmp_path / "res"]
+    argv += ["--model", tmp_path / "m.pt", "--tile-size", "64", "--device", "cpu"]
+    code, _, err = _run(capsys, *argv)
+    assert code == 0
+    assert err.count("note: tile size 64 px raised to 96 px") == 1
+    assert (tmp_path / "res" / "b_prob.tif").is_file()
 
 
 def test_train_max_minutes_alone_uses_the_budget(tmp_path, capsys, tiny_model):
@@ -200,6 +243,28 @@ def test_train_without_validation_saves_the_lowest_loss_epoch(train_files, capsy
         f"no validation split (--val-fraction 0): saved epoch 1 (lowest training loss) to {saved}"
     )
     assert load_model(train_files / "out" / "model.pt").history[-1]["val_pixels"] == 0
+
+
+def test_train_replays_a_set_when_asked_and_not_from_another_model(
+    train_files, capsys, tiny_model
+):
+    from napari_unet.core.replay import save_replay
+
+    image, labels = _blobs((32, 32), centres=((10, 10),), radius=5)
+    save_replay(train_files / "old.npz", [image, image], [labels, labels])
+    argv = _train_argv(train_files, tiny_model, *FAST, "--replay", train_files / "old.npz")
+    code, _, err = _run(capsys, *argv, "--replay-fraction", "0.5")
+    assert code == 0, err
+    run = load_model(train_files / "out" / "model.pt").history[-1]
+    assert run["replay_images"] == 2 and run["replay_fraction"] == 0.5
+    # 'auto' replays only when starting from the shipped model.
+    code, _, err = _run(capsys, *_train_argv(train_files, tiny_model, *FAST))
+    assert code == 0, err
+    assert load_model(train_files / "out" / "model.pt").history[-1]["replay_images"] == 0
+    code, _, err = _run(capsys, *argv, "--replay-fraction", "1")
+    _assert_one_error_line(code, err, "--replay-fraction")
+    code, _, err = _run(capsys, *_train_argv(train_files, tiny_model, *FAST, "--replay", "x.npz"))
+    _assert_one_error_line(code, err, "replay set not found")
 
 
 def _interrupt_after(monkeypatch, method: str, match: str, times: int = 1):
@@ -366,8 +431,15 @@ def test_evaluate_text_and_json(tmp_path, capsys):
     )  # fmt: skip
     assert code == 0
     report = json.loads(out)
-    assert set(report) == {"pairs", "mean_dice", "mean_iou"}
-    assert [set(p) for p in report["pairs"]] == [{"pred", "truth", "dice", "iou"}] * 2
+    keys = {"dice", "iou", "f1", "ap50", "ap75", "ap90", "dsb"}
+    assert set(report) == {"pairs"} | {f"mean_{k}" for k in keys}
+    assert [set(p) for p in report["pairs"]] == [{"pred", "truth", "ap"} | keys] * 2
+    # One of two objects found, and its 255 covers it exactly: AP 1/2 at every IoU.
+    assert report["pairs"][0]["f1"] == pytest.approx(2 / 3)
+    assert report["pairs"][0]["ap90"] == pytest.approx(0.5)
+    assert report["pairs"][0]["dsb"] == pytest.approx(0.5)
+    assert len(report["pairs"][0]["ap"]) == 10
+    assert report["pairs"][1]["dsb"] == 1.0
     assert report["pairs"][0]["pred"] == str(tmp_path / "pred.tif")
     assert report["pairs"][0]["dice"] == pytest.approx(expected)
     assert report["pairs"][0]["iou"] == pytest.approx(iou(pred, truth))
@@ -512,10 +584,11 @@ def test_version_and_help_in_process(capsys):
 
 
 def test_predict_tile_size_matches_the_core():
-    from napari_unet.cli import PREDICT_TILE_SIZE
-    from napari_unet.core.inference import DEFAULT_TILE_SIZE
+    from napari_unet.cli import PREDICT_MIN_TILE_SIZE, PREDICT_TILE_SIZE
+    from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 
     assert PREDICT_TILE_SIZE == DEFAULT_TILE_SIZE
+    assert PREDICT_MIN_TILE_SIZE == MIN_TILE_SIZE
 
 
 def test_train_options_match_the_core():
@@ -524,6 +597,7 @@ def test_train_options_match_the_core():
 
     assert tuple(LOSSES) == LOSS_NAMES
     assert (FINE_TUNE_LR, SCRATCH_LR) == (training.DEFAULT_FINE_TUNE_LR, training.DEFAULT_LR)
+    assert cli.REPLAY_FRACTION == training.DEFAULT_REPLAY_FRACTION
     assert TRAIN_DEFAULTS == {
         "epochs": training.DEFAULT_EPOCHS,
         "lr": None,

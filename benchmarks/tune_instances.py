@@ -1,0 +1,84 @@
+"""Choose the instance split's settings on development images, never on held-out ones.
+
+Predicts a fixed subset of each modality's development part of the DSB 2018
+development set (images the default model trained on; the held-out part is
+for ``bench_default_model.py`` alone) and scores object F1 at IoU 0.5 and the
+DSB score of :func:`napari_unet.core.instances.instances_from_maps` for a grid
+of rim thresholds and smallest seed sizes, and connected components::
+
+    .venv/bin/python benchmarks/tune_instances.py --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(__file__))
+from bench_generalisation import Tally  # noqa: E402
+from datasets import MODALITIES, dsb2018  # noqa: E402
+
+from napari_unet.core.events import run_to_completion  # noqa: E402
+from napari_unet.core.instances import instances_from_maps  # noqa: E402
+from napari_unet.core.inference import iter_predict  # noqa: E402
+from napari_unet.core.model import load_model  # noqa: E402
+from napari_unet.core.postprocess import label_objects  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="default")
+    parser.add_argument("--per-modality", type=int, default=40)
+    parser.add_argument("--rims", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 9, 16])
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = load_model(args.model)
+    split = dsb2018()
+    results: dict = {}
+    for modality in MODALITIES:
+        dev = split[modality]["dev"]
+        rng = np.random.default_rng(11)
+        chosen = rng.choice(len(dev), size=min(args.per_modality, len(dev)), replace=False)
+        cases = []
+        for i in chosen:
+            image, truth = dev[i].load()
+            maps = run_to_completion(iter_predict(image, model, device="cpu"))
+            cases.append((maps, truth))
+        rows = {}
+        tally = Tally()
+        for maps, truth in cases:
+            mask = maps.proba >= model.threshold
+            tally.add(mask, truth, label_objects(mask))
+        rows["components"] = tally.result()
+        for rim in args.rims:
+            for seed in args.seeds:
+                tally = Tally()
+                for maps, truth in cases:
+                    mask = maps.proba >= model.threshold
+                    objects = instances_from_maps(
+                        maps.proba,
+                        maps.boundary,
+                        model.threshold,
+                        boundary_threshold=rim,
+                        min_seed_size=seed,
+                    )
+                    tally.add(mask, truth, objects)
+                rows[f"rim {rim} seed {seed}"] = tally.result()
+        results[modality] = {"images": len(cases), "rows": rows}
+        best = max(rows, key=lambda k: rows[k]["f1"])
+        print(f"{modality} ({len(cases)} dev images): best {best} {rows[best]}; "
+              f"components {rows['components']}", flush=True)  # fmt: skip
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

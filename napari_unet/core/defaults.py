@@ -1,0 +1,44 @@
+"""Defaults shared by the core, the command line and the GUI; imports nothing heavy.
+
+The command line reads them for its ``--help`` without loading torch, and the
+core's functions use them as their defaults, so there is one copy of each.
+"""
+
+from __future__ import annotations
+
+#: Epochs when neither an epoch count nor a time budget is given: sized so that
+#: fine-tuning the default model on two 256 x 256 images takes about two
+#: minutes on a 2-core CPU (see BENCHMARKS.md).  With a time budget and no
+#: epoch count, training runs until the budget is spent.
+DEFAULT_EPOCHS = 20
+#: Peak learning rate when training from scratch.
+DEFAULT_LR = 1e-3
+#: Peak learning rate when fine-tuning a trained model (``keep_start=True``).
+#: 3e-4 kept more of the model's skill on other DSB 2018 images, but learned
+#: too slowly to beat the starting weights within early stopping's patience on
+#: a new look (benchmarks/results/generalisation.md, finetune.md): 1e-3 it is.
+DEFAULT_FINE_TUNE_LR = 1e-3
+DEFAULT_PATCH_SIZE = 128
+DEFAULT_BATCH_SIZE = 4
+DEFAULT_VAL_FRACTION = 0.2
+#: Expected share of training patches centred on a foreground pixel.
+DEFAULT_FOREGROUND_FRACTION = 0.4
+#: Expected share of each batch drawn from the replay images, when given.
+DEFAULT_REPLAY_FRACTION = 0.25
+#: With a time budget, early stopping waits for a plateau of at least this
+#: share of the budget.
+PLATEAU_SHARE = 0.25
+
+#: The losses, in the order the GUI and ``train --loss`` list them.
+LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal", "bce", "ohem", "ohem_dice")
+
+#: Tiling defaults, measured in benchmarks/results/predict.md.  With the
+#: default model (receptive radius 107 px) tiles overlap by 2 x 107 px, so the
+#: tile size trades overlap work against memory: 1024-px tiles cover a
+#: 2048x2048 image with 3 x 3 tiles of 832 px, 1.5x the pixels of one pass
+#: (512-px tiles: 2.9x), and both cost the same CPU time per pixel computed.
+#: That keeps prediction ~2-2.9x faster than MONAI's sliding window on a 2-core CPU.
+DEFAULT_TILE_SIZE = 1024
+#: Smallest tile size of the default architecture (depth 4):
+#: ``napari_unet.core.inference.smallest_tile_size``, the GUI's spin box minimum.
+MIN_TILE_SIZE = 432
