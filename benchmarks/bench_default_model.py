@@ -32,10 +32,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_generalisation import Tally  # noqa: E402
 from datasets import MODALITIES, dsb2018, otsu_baseline  # noqa: E402
 
+from napari_unet.core.checkpoint import load_model  # noqa: E402
 from napari_unet.core.events import run_to_completion  # noqa: E402
 from napari_unet.core.inference import iter_predict, predict_proba  # noqa: E402
 from napari_unet.core.instances import instances_from_maps  # noqa: E402
-from napari_unet.core.model import load_model  # noqa: E402
 
 
 def evaluate(model, split=None, log=print) -> dict:

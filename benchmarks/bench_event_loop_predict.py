@@ -24,7 +24,7 @@ from bench_threshold import big_image
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 
-from napari_unet.core.model import load_model
+from napari_unet.core.checkpoint import load_model
 from napari_unet.gui.segment_widget import SegmentWidget
 from napari_unet.gui.session import get_session
 

@@ -38,9 +38,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from napari_unet.core.checkpoint import load_model
 from napari_unet.core.inference import predict_proba
 from napari_unet.core.metrics import dice
-from napari_unet.core.model import load_model
 from napari_unet.core.synthetic import nuclei_image
 
 APPEARANCE = {"radius": 17.0, "contrast": 22.0, "blur": 2.6, "density": 0.28}

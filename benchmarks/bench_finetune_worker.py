@@ -38,8 +38,8 @@ import numpy as np
 import tifffile
 import torch
 
+from napari_unet.core.checkpoint import load_model
 from napari_unet.core.events import EpochEnd, run_to_completion
-from napari_unet.core.model import load_model
 from napari_unet.core.training import fine_tune
 from napari_unet.samples import sample_path
 

@@ -48,10 +48,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from datasets import confocal_stack, dev_replay, dsb2018, otsu_baseline  # noqa: E402
 
 from napari_unet.core.augment import AugmentConfig  # noqa: E402
+from napari_unet.core.checkpoint import load_model  # noqa: E402
 from napari_unet.core.events import EpochEnd, run_to_completion  # noqa: E402
 from napari_unet.core.inference import predict_proba  # noqa: E402
 from napari_unet.core.metrics import average_precision, object_scores  # noqa: E402
-from napari_unet.core.model import load_model  # noqa: E402
 from napari_unet.core.replay import load_replay  # noqa: E402
 from napari_unet.core.training import fine_tune  # noqa: E402
 
@@ -200,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--repeats", type=int, default=2, help="training pairs per data set")
+    parser.add_argument("--first-repeat", type=int, default=0, help="index of the first pair")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="fine_tune settings")
     parser.add_argument("--augment", nargs="*", metavar="KEY=VALUE", help="AugmentConfig fields")
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     for name in args.datasets:
         results["runs"][name] = []
-        for repeat in range(args.repeats):
+        for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
             out = run(name, repeat, dsb, settings, log, args.model)
             results["runs"][name].append(out)
             log(json.dumps({name: out}))

@@ -46,8 +46,9 @@ import tifffile
 import torch
 
 from napari_unet.core import inference
+from napari_unet.core.checkpoint import load_model
 from napari_unet.core.inference import normalize, predict_proba
-from napari_unet.core.model import load_model, receptive_radius
+from napari_unet.core.model import receptive_radius
 from napari_unet.core.tiling import axis_layout
 
 ROOT = Path(__file__).resolve().parents[1]

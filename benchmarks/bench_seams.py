@@ -32,6 +32,7 @@ import numpy as np
 import tifffile
 import torch
 
+from napari_unet.core.checkpoint import load_model
 from napari_unet.core.inference import (
     DEFAULT_TILE_SIZE,
     MIN_TILE_SIZE,
@@ -39,7 +40,7 @@ from napari_unet.core.inference import (
     predict_proba,
     smallest_tile_size,
 )
-from napari_unet.core.model import fuse_for_inference, load_model, receptive_radius
+from napari_unet.core.model import fuse_for_inference, receptive_radius
 from napari_unet.core.tiling import axis_layout, round_up
 
 ROOT = Path(__file__).resolve().parents[1]

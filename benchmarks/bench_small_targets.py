@@ -67,10 +67,11 @@ from scipy import ndimage as ndi
 
 from napari_unet.core import training
 from napari_unet.core.augment import AugmentConfig
+from napari_unet.core.checkpoint import save_model
 from napari_unet.core.events import EpochEnd
 from napari_unet.core.inference import predict_proba
 from napari_unet.core.metrics import dice, dice_sweep, object_scores
-from napari_unet.core.model import build_model, save_model
+from napari_unet.core.model import build_model
 from napari_unet.core.synthetic import ct_dataset, ct_phantom
 from napari_unet.core.training import fine_tune
 

@@ -35,8 +35,9 @@ from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
 from vispy.gloo import gl
 
+from napari_unet.core.checkpoint import load_model
 from napari_unet.core.instances import instances_from_maps
-from napari_unet.core.model import build_model, load_model
+from napari_unet.core.model import build_model
 from napari_unet.gui.segment_widget import SegmentWidget
 from napari_unet.gui.session import get_session
 from napari_unet.samples import sample_path

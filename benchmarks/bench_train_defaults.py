@@ -26,8 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_finetune import APPEARANCE, CROPS, rest_dice  # noqa: E402
 
+from napari_unet.core.checkpoint import load_model  # noqa: E402
 from napari_unet.core.events import EpochEnd, run_to_completion  # noqa: E402
-from napari_unet.core.model import load_model  # noqa: E402
 from napari_unet.core.synthetic import nuclei_image  # noqa: E402
 from napari_unet.core.training import fine_tune  # noqa: E402
 

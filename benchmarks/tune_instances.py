@@ -23,10 +23,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 from bench_generalisation import Tally  # noqa: E402
 from datasets import MODALITIES, dsb2018  # noqa: E402
 
+from napari_unet.core.checkpoint import load_model  # noqa: E402
 from napari_unet.core.events import run_to_completion  # noqa: E402
-from napari_unet.core.instances import instances_from_maps  # noqa: E402
 from napari_unet.core.inference import iter_predict  # noqa: E402
-from napari_unet.core.model import load_model  # noqa: E402
+from napari_unet.core.instances import instances_from_maps  # noqa: E402
 from napari_unet.core.postprocess import label_objects  # noqa: E402
 
 

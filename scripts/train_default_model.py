@@ -40,8 +40,9 @@ from pathlib import Path
 import torch
 
 from napari_unet.core.augment import AugmentConfig
+from napari_unet.core.checkpoint import save_model  # noqa: E402
 from napari_unet.core.events import EpochEnd, Notice
-from napari_unet.core.model import UNetConfig, build_model, save_model
+from napari_unet.core.model import UNetConfig, build_model
 from napari_unet.core.training import fine_tune
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -20,12 +20,13 @@ from napari_unet.cli._defaults import (
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
+    from napari_unet.core.checkpoint import load_model
+    from napari_unet.core.devices import resolve_device
     from napari_unet.core.errors import InputError
     from napari_unet.core.events import Notice, run_to_completion
     from napari_unet.core.inference import iter_predict
     from napari_unet.core.instances import instances_from_maps
     from napari_unet.core.io import read_image, write_tiff
-    from napari_unet.core.model import load_model, resolve_device
     from napari_unet.core.postprocess import mask_from_proba
 
     device = resolve_device(args.device)

@@ -10,7 +10,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from napari_unet.cli._common import (
     _check_output_file,
@@ -29,6 +29,11 @@ from napari_unet.cli._defaults import (
     SCRATCH_LR,
     TRAIN_DEFAULTS,
 )
+
+if TYPE_CHECKING:
+    import torch
+
+    from napari_unet.core.training_config import FineTuneConfig
 
 _INTERRUPT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
@@ -63,7 +68,8 @@ def _load_training_pairs(
 
 
 def _initial_model(init: str):
-    from napari_unet.core.model import build_model, load_model
+    from napari_unet.core.checkpoint import load_model
+    from napari_unet.core.model import build_model
 
     if init == "none":
         return build_model()
@@ -124,22 +130,33 @@ def _replay(args: argparse.Namespace):
     return load_replay(source)
 
 
-def _fine_tune_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs = {name: getattr(args, name) for name in TRAIN_DEFAULTS}
-    replay = _replay(args)
-    if replay is not None:
-        kwargs.update(replay=replay, replay_fraction=args.replay_fraction)
-    kwargs.update(max_minutes=args.max_minutes, seed=args.seed, patience=args.patience)
+def _fine_tune_config(
+    args: argparse.Namespace, device: torch.device, replay: bool
+) -> FineTuneConfig:
+    """Return the :class:`FineTuneConfig` that ``train``'s options ask for."""
+    from napari_unet.core.training_config import FineTuneConfig
+
+    settings = {name: getattr(args, name) for name in TRAIN_DEFAULTS}
+    if replay:
+        settings["replay_fraction"] = args.replay_fraction
     if args.epochs is None and args.max_minutes is None:
-        kwargs["epochs"] = TRAIN_DEFAULTS["epochs"]
+        settings["epochs"] = TRAIN_DEFAULTS["epochs"]
     if args.loss is not None:
-        kwargs["loss"] = args.loss
-    return kwargs
+        settings["loss"] = args.loss
+    return FineTuneConfig(
+        **settings,
+        max_minutes=args.max_minutes,
+        seed=args.seed,
+        patience=args.patience,
+        device=device,
+        keep_start=args.init != "none",
+    )
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from napari_unet.core.checkpoint import save_model
+    from napari_unet.core.devices import resolve_device
     from napari_unet.core.events import EpochEnd, Notice, Progress, run_to_completion
-    from napari_unet.core.model import resolve_device, save_model
     from napari_unet.core.training import TrainingState, fine_tune
 
     device = resolve_device(args.device)
@@ -147,6 +164,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     model = _initial_model(args.init)
     out = Path(args.out)
     _check_output_file(out)
+    replay = _replay(args)
+    config = _fine_tune_config(args, device, replay is not None)
 
     bar = _ProgressBar(sys.stderr)
     stop = _StopRequest(sys.stderr)
@@ -189,9 +208,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     with stop:
         gen = fine_tune(
-            model, images, masks, rois=rois, device=device, should_stop=stop, state=state,
-            keep_start=args.init != "none", **_fine_tune_kwargs(args),
-        )  # fmt: skip
+            model, images, masks, config, rois=rois, replay=replay, should_stop=stop, state=state
+        )
         try:
             result = run_to_completion(gen, on_event_or_stop)
         except KeyboardInterrupt:

@@ -24,7 +24,7 @@ DEFAULT_VAL_FRACTION = 0.2
 #: Expected share of training patches centred on a foreground pixel.
 DEFAULT_FOREGROUND_FRACTION = 0.4
 #: Expected share of each batch drawn from the replay images, when given.
-DEFAULT_REPLAY_FRACTION = 0.25
+DEFAULT_REPLAY_FRACTION = 0.5
 #: With a time budget, early stopping waits for a plateau of at least this
 #: share of the budget.
 PLATEAU_SHARE = 0.25

@@ -22,7 +22,7 @@ This module needs numpy only, not torch: the model is read through its
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -186,10 +186,11 @@ def _planes(image: np.ndarray) -> list[np.ndarray]:
 
 def _model_parts(model: UNet | NormConfig) -> tuple[NormConfig, int]:
     # A UNet has a config; a NormConfig is its normalisation alone (1 channel).
+    # (No isinstance: the model module, and torch with it, is imported lazily.)
     config = getattr(model, "config", None)
     if config is None:
-        return model, 1
-    return model.norm, config.in_channels
+        return cast("NormConfig", model), 1
+    return cast("UNet", model).norm, config.in_channels
 
 
 def _normalize_plane(plane: np.ndarray, norm: NormConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -198,9 +199,9 @@ def _normalize_plane(plane: np.ndarray, norm: NormConfig) -> tuple[np.ndarray, n
         lo, factor = _scale(plane, norm)
         return np.array(lo), np.array(factor)
     pairs = [_scale(channel, norm) for channel in plane]
-    lo = np.array([p[0] for p in pairs])[:, None, None]
-    factor = np.array([p[1] for p in pairs])[:, None, None]
-    return lo, factor
+    los = np.array([p[0] for p in pairs])[:, None, None]
+    factors = np.array([p[1] for p in pairs])[:, None, None]
+    return los, factors
 
 
 def normalize(image: np.ndarray, model: UNet | NormConfig) -> np.ndarray:

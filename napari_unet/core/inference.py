@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from napari_unet.core.defaults import DEFAULT_TILE_SIZE, MIN_TILE_SIZE  # noqa: F401 (public here too)
+from napari_unet.core.devices import autocast, prepare_for_device, resolve_device
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import Notice, Progress, run_to_completion
 from napari_unet.core.images import (
@@ -37,11 +38,8 @@ from napari_unet.core.model import (
     NormConfig,
     UNet,
     UNetConfig,
-    autocast,
     fuse_for_inference,
-    prepare_for_device,
     receptive_radius,
-    resolve_device,
 )
 from napari_unet.core.tiling import axis_layout, check_tiling, crop_span, read_tile, round_up
 
@@ -86,7 +84,7 @@ DEFAULT_BATCH_PIXELS = 4 * 512 * 512
 
 
 def _predict_plane(
-    net: torch.nn.Module,
+    net: UNet,
     plane: np.ndarray,
     norm: NormConfig,
     device: torch.device,
@@ -213,7 +211,7 @@ def _iter_predict(
     if target.type == "cpu":
         # oneDNN's channels-last convolutions run ~1.6x faster here than NCHW
         # (benchmarks/results/predict.md); CUDA gets channels-last from prepare_for_device.
-        net.to(memory_format=torch.channels_last)
+        net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs lack it
     out = np.zeros((outputs, len(planes), *spatial), dtype=np.float32)
     done = 0
     for z, plane in enumerate(planes):
@@ -264,7 +262,7 @@ class Prediction:
         float32 foreground probabilities, (H, W) or (Z, H, W).
     boundary
         float32 probabilities of the object rims (the second output of a
-        two-output model, see :func:`napari_unet.core.weights.boundary_target`),
+        two-output model, see :func:`napari_unet.core.targets.boundary_target`),
         or ``None`` for a one-output model.
     """
 

@@ -1,7 +1,7 @@
 """Instances from a model's maps: touching objects apart by seeded watershed.
 
 A two-output model predicts the foreground and the object rims
-(:func:`napari_unet.core.weights.boundary_target`).  The foreground mask at the
+(:func:`napari_unet.core.targets.boundary_target`).  The foreground mask at the
 user's threshold is split like this, slice by slice:
 
 1. seeds are the 4-connected parts of the mask where the rim probability is

@@ -5,13 +5,15 @@ shape holding 0/1 floats and optional per-pixel ``weights`` of the same shape
 (``None`` means uniform), and returns a scalar tensor.
 
 Which weight map each loss expects is part of its :class:`Loss` entry
-(``Loss.weighting``), so the training loop computes the right one once per
-image:
+(``Loss.weighting``, a :class:`Weighting`), so the training loop computes the
+right one once per image:
 
-- ``"paper"``: the full weight map of Ronneberger et al. (2015), eq. 2, class
-  balance plus the border term (:func:`napari_unet.core.weights.border_weight_map`);
-- ``"border"``: the border term alone on top of 1, class balance left out;
-- ``"none"``: no weight map.
+- ``Weighting.PAPER`` (``"paper"``): the full weight map of Ronneberger et al.
+  (2015), eq. 2, class balance plus the border term
+  (:func:`napari_unet.core.weights.border_weight_map`);
+- ``Weighting.BORDER`` (``"border"``): the border term alone on top of 1,
+  class balance left out;
+- ``Weighting.NONE`` (``"none"``): no weight map.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +38,14 @@ DICE_SMOOTH = 1.0
 #: foreground pixel and the brightest distractors, and drops the easy air and
 #: lung that make up nearly all of a patch.
 OHEM_FRACTION = 0.1
+
+
+class Weighting(str, Enum):
+    """The per-pixel weight map a loss expects (string values, JSON-friendly)."""
+
+    PAPER = "paper"
+    BORDER = "border"
+    NONE = "none"
 
 
 def weighted_bce(logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
@@ -266,17 +277,21 @@ class Loss:
     fn
         ``fn(logits, target, weights) -> scalar``.
     weighting
-        ``"paper"``, ``"border"`` or ``"none"`` (see the module docstring).
+        A :class:`Weighting` (or its value; see the module docstring).
     """
 
     name: str
     description: str
     fn: Callable[[Tensor, Tensor, Tensor | None], Tensor]
-    weighting: str
+    weighting: Weighting
+
+    def __post_init__(self) -> None:
+        # Accept the plain string values too; frozen, hence object.__setattr__.
+        object.__setattr__(self, "weighting", Weighting(self.weighting))
 
     def __call__(self, logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
         """Evaluate the loss; ``weights`` are dropped for losses that take none."""
-        return self.fn(logits, target, weights if self.weighting != "none" else None)
+        return self.fn(logits, target, None if self.weighting is Weighting.NONE else weights)
 
 
 _REGISTRY: dict[str, Loss] = {
@@ -286,29 +301,29 @@ _REGISTRY: dict[str, Loss] = {
             "default",
             "border-weighted BCE + batch soft Dice (copes with tiny, rare targets)",
             default_loss,
-            "border",
+            Weighting.BORDER,
         ),
         Loss(
             "wce",
             "weighted cross-entropy with the paper's border-weight maps",
             weighted_bce,
-            "paper",
+            Weighting.PAPER,
         ),
-        Loss("dice", "soft Dice over the batch", soft_dice, "none"),
-        Loss("bce_dice", "binary cross-entropy + soft Dice", bce_dice, "none"),
-        Loss("focal", "focal loss (gamma 2, alpha 0.25)", focal, "none"),
-        Loss("bce", "plain binary cross-entropy, unweighted", weighted_bce, "none"),
+        Loss("dice", "soft Dice over the batch", soft_dice, Weighting.NONE),
+        Loss("bce_dice", "binary cross-entropy + soft Dice", bce_dice, Weighting.NONE),
+        Loss("focal", "focal loss (gamma 2, alpha 0.25)", focal, Weighting.NONE),
+        Loss("bce", "plain binary cross-entropy, unweighted", weighted_bce, Weighting.NONE),
         Loss(
             "ohem",
             f"cross-entropy over the hardest {OHEM_FRACTION:.0%} of pixels (OHEM)",
             ohem_bce,
-            "none",
+            Weighting.NONE,
         ),
         Loss(
             "ohem_dice",
             f"OHEM cross-entropy (hardest {OHEM_FRACTION:.0%}) + soft Dice",
             ohem_dice,
-            "none",
+            Weighting.NONE,
         ),
     )
 }

@@ -1,4 +1,4 @@
-"""The 2D U-Net, its checkpoint file format and compute-device selection.
+"""The 2D U-Net: its configuration, building blocks and helpers.
 
 The network follows Ronneberger et al. (2015): a contracting path of
 ``depth`` 2x2 max-pool steps and an expanding path of as many 2x2 transposed
@@ -8,30 +8,20 @@ image whose height and width are multiples of ``2 ** depth`` passes through
 unchanged in size (the inference module reflect-pads images to that multiple).
 
 Every model carries its own metadata (``norm``, ``threshold``, ``history``,
-``extra``), and :func:`save_model` writes all of it with the weights into one
-``.pt`` file that :func:`load_model` reads back without unpickling any object.
+``extra``); :mod:`napari_unet.core.checkpoint` writes it with the weights into
+one file, and :mod:`napari_unet.core.devices` chooses where the network runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import math
-import os
-import pickle
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from napari_unet.core.atomic import atomic_open
-from napari_unet.core.errors import DeviceError, InputError, UnsafeCheckpointError
-
-#: Version of the checkpoint layout written by :func:`save_model`.
-FORMAT_VERSION = 1
-_FORMAT_NAME = "napari-unet"
+from napari_unet.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -276,273 +266,42 @@ def fuse_for_inference(model: UNet) -> UNet:
     return fused
 
 
-# --------------------------------------------------------------------------- devices
+# Compatibility: device selection and checkpoints used to live here, and
+# scripts, benchmarks and the widgets still import them from this module.
+# New code imports them from napari_unet.core.devices and .checkpoint.
+from napari_unet.core.devices import (  # noqa: E402
+    autocast,
+    available_devices,
+    prepare_for_device,
+    resolve_device,
+)
+
+#: Names re-exported lazily from :mod:`napari_unet.core.checkpoint`, which
+#: imports this module: an eager import here would be circular.
+_CHECKPOINT_NAMES = frozenset({"FORMAT_VERSION", "default_model_path", "load_model", "save_model"})
 
 
-def _mps_available() -> bool:
-    backend = getattr(torch.backends, "mps", None)
-    return bool(backend is not None and backend.is_available())
+def __getattr__(name: str) -> Any:
+    if name in _CHECKPOINT_NAMES:
+        from napari_unet.core import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    """Turn a device name into a :class:`torch.device` that exists here.
-
-    Parameters
-    ----------
-    name
-        ``"auto"`` (CUDA, then Apple MPS, then CPU), ``"cpu"``, ``"cuda"``,
-        ``"cuda:N"`` or ``"mps"``.
-
-    Returns
-    -------
-    torch.device
-
-    Raises
-    ------
-    DeviceError
-        The named device is not present on this machine or the name is unknown.
-    """
-    text = str(name).strip().lower()
-    if text in ("", "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if _mps_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise DeviceError(f"unknown device {name!r}; use auto, cpu, cuda or mps") from None
-    if device.type == "cpu":
-        return device
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError("device 'cuda' is not available on this machine; use auto or cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"device {text!r} is not present ({torch.cuda.device_count()} CUDA GPU(s)); "
-                "use cuda or auto"
-            )
-        return device
-    if device.type == "mps":
-        if not _mps_available():
-            raise DeviceError("device 'mps' is not available on this machine; use auto or cpu")
-        return device
-    raise DeviceError(f"unsupported device {name!r}; use auto, cpu, cuda or mps")
-
-
-def available_devices() -> list[tuple[str, str]]:
-    """List the devices present here as ``(value, label)`` pairs, ``auto`` first.
-
-    Returns
-    -------
-    list of tuple of str
-        e.g. ``[("auto", "auto"), ("cuda", "cuda: NVIDIA H100"), ("cpu", "cpu")]``;
-        the values are accepted by :func:`resolve_device`.
-    """
-    devices = [("auto", "auto")]
-    if torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        for index in range(count):
-            value = "cuda" if count == 1 else f"cuda:{index}"
-            devices.append((value, f"{value}: {torch.cuda.get_device_name(index)}"))
-    if _mps_available():
-        devices.append(("mps", "mps: Apple GPU"))
-    devices.append(("cpu", "cpu"))
-    return devices
-
-
-def autocast(device: str | torch.device) -> contextlib.AbstractContextManager:
-    """Mixed-precision context for ``device``.
-
-    On CUDA this is ``torch.autocast`` with bfloat16 where the GPU supports it,
-    else float16; on every other device it does nothing (CPU autocast is slower
-    than float32 on most CPUs).
-    """
-    device = torch.device(device) if not isinstance(device, torch.device) else device
-    if device.type != "cuda":
-        return contextlib.nullcontext()
-    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.autocast("cuda", dtype=dtype)
-
-
-def prepare_for_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move ``model`` to ``device`` in place, channels-last on CUDA; return it."""
-    model.to(device)
-    if device.type == "cuda":
-        model.to(memory_format=torch.channels_last)
-    return model
-
-
-# --------------------------------------------------------------------------- checkpoints
-
-
-def default_model_path() -> Path:
-    """Path of the pretrained nuclei model shipped inside the package."""
-    return Path(__file__).resolve().parent.parent / "models" / "default.pt"
-
-
-def _checkpoint(model: UNet) -> dict[str, Any]:
-    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    return {
-        "format": _FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "config": asdict(model.config),
-        "norm": asdict(model.norm),
-        "threshold": float(model.threshold),
-        "history": list(model.history),
-        "extra": dict(model.extra),
-        "state_dict": state,
-    }
-
-
-def save_model(model: UNet, path: str | os.PathLike) -> Path:
-    """Write ``model`` with all its metadata to one ``.pt`` file, atomically.
-
-    The checkpoint is written to a temporary file in the destination folder,
-    flushed to disk and renamed over ``path`` in one step, so an interrupted or
-    failed save never leaves a half-written model and never destroys the file
-    that was at ``path`` before.
-
-    Parameters
-    ----------
-    model
-        The network; its ``config``, ``norm``, ``threshold``, ``history`` and
-        ``extra`` are saved with its weights.  History and extra must hold only
-        plain Python values (numbers, strings, lists, dicts).
-    path
-        Destination file; its folder is created if needed.
-
-    Returns
-    -------
-    Path
-        The written file.
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise InputError(f"{path} is a folder; give a file name such as {path / 'model.pt'}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = _checkpoint(model)
-    with atomic_open(path, "wb") as handle:
-        torch.save(payload, handle)
-    return path
-
-
-def _not_a_model(path: Path, why: str = "") -> InputError:
-    reason = f" ({why})" if why else ""
-    return InputError(
-        f"{path} is not a readable model file{reason}: choose a .pt saved by napari-unet"
-    )
-
-
-def _written_by_torch(path: Path) -> bool:
-    """Whether ``path`` starts like a torch.save file (zip archive or binary pickle)."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(4)
-    except OSError:
-        return False
-    return head.startswith((b"PK\x03\x04", b"\x80"))
-
-
-def _read_checkpoint(path: Path) -> dict[str, Any]:
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        text = str(exc)
-        # weights_only=True stops at the first global it does not allow, before
-        # building anything: the file asked to run code, so it is refused.  A
-        # text file that happens to start with "c" reads as such a global too,
-        # so only a file torch.save could have written (a zip archive or a
-        # binary pickle) counts as one that asked.
-        asked = "GLOBAL" in text or "global" in text or "Unsupported class" in text
-        if asked and _written_by_torch(path):
-            raise UnsafeCheckpointError(
-                f"{path} contains pickled Python objects and was refused for safety; "
-                "load only napari-unet model files from sources you trust"
-            ) from None
-        raise _not_a_model(path, "corrupt, or not a model") from None
-    except OSError as exc:
-        raise _not_a_model(path, exc.strerror or "cannot be read") from None
-    except Exception:
-        # Any other file (text, an image, a truncated download) makes torch's
-        # unpickler fail in its own ways (IndexError, KeyError, EOFError,
-        # RuntimeError, ...); none of them is worth a traceback.
-        raise _not_a_model(path, "corrupt, or not a model") from None
-    if not isinstance(data, dict) or data.get("format") != _FORMAT_NAME:
-        raise InputError(
-            f"{path} is not a napari-unet model file: choose a .pt saved by napari-unet"
-        )
-    version = data.get("format_version")
-    if not isinstance(version, int) or version < 1:
-        raise InputError(f"{path} has no valid format version; it is not a napari-unet model")
-    if version > FORMAT_VERSION:
-        raise InputError(
-            f"{path} uses model format {version}, newer than this napari-unet supports "
-            f"({FORMAT_VERSION}); upgrade napari-unet"
-        )
-    return data
-
-
-def _model_from_checkpoint(data: dict[str, Any], path: Path) -> UNet:
-    try:
-        config = UNetConfig(**data["config"])
-        norm = NormConfig(**data["norm"])
-        threshold = float(data["threshold"])
-        history = list(data.get("history", []))
-        extra = dict(data.get("extra", {}))
-        state = data["state_dict"]
-    except (KeyError, TypeError, ValueError):
-        raise InputError(f"{path} is a napari-unet model with missing or bad settings") from None
-    if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
-        raise InputError(f"{path} stores threshold {threshold}; it must lie in [0, 1]")
-    model = UNet(config)
-    try:
-        model.load_state_dict(state, strict=True)
-    except (RuntimeError, TypeError, AttributeError):
-        raise InputError(f"{path} holds weights that do not fit its U-Net settings") from None
-    model.norm, model.threshold, model.history, model.extra = norm, threshold, history, extra
-    return model
-
-
-def load_model(source: str | os.PathLike = "default", device: str | torch.device = "cpu") -> UNet:
-    """Load a saved model, in evaluation mode, on ``device``.
-
-    Parameters
-    ----------
-    source
-        ``"default"`` for the pretrained model shipped with the package, or the
-        path of a ``.pt`` file written by :func:`save_model`.
-    device
-        Any name :func:`resolve_device` accepts.
-
-    Returns
-    -------
-    UNet
-        The network with its ``norm``, ``threshold``, ``history`` and ``extra``.
-
-    Raises
-    ------
-    UnsafeCheckpointError
-        The file carries pickled Python objects; nothing in it was run.
-    InputError
-        The file is missing, corrupt, not a napari-unet model, or from a newer version.
-    DeviceError
-        ``device`` is not present.
-    """
-    target = resolve_device(device)
-    if isinstance(source, str) and source == "default":
-        path = default_model_path()
-        if not path.is_file():
-            raise InputError(
-                f"the default model is missing ({path}); reinstall napari-unet or "
-                "pass the path of a model file"
-            )
-    else:
-        path = Path(source).expanduser()
-        if not path.exists():
-            raise InputError(f"model file {path} does not exist")
-        if not path.is_file():
-            raise InputError(f"{path} is not a file; give the path of a .pt model file")
-    model = _model_from_checkpoint(_read_checkpoint(path), path)
-    return prepare_for_device(model, target).eval()
+__all__ = [
+    "DoubleConv",
+    "Down",
+    "NormConfig",
+    "OutConv",
+    "UNet",
+    "UNetConfig",
+    "Up",
+    "autocast",
+    "available_devices",
+    "build_model",
+    "fuse_for_inference",
+    "prepare_for_device",
+    "receptive_radius",
+    "resolve_device",
+]

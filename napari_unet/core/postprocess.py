@@ -299,7 +299,7 @@ def delete_object(labels: np.ndarray, y: float, x: float, *, z: float | None = N
         raise InputError("the labels are a stack: give the slice index z as well")
     # napari's pixel i spans [i - 0.5, i + 0.5): round cursor positions.
     y, x = round(float(y)), round(float(x))
-    plane_index = () if a.ndim == 2 else (round(float(z)),)
+    plane_index = () if a.ndim == 2 or z is None else (round(float(z)),)
     position = (*plane_index, y, x)
     if not all(0 <= i < n for i, n in zip(position, a.shape, strict=True)):
         raise InputError(f"position {position} is outside the image of shape {a.shape}")

@@ -47,7 +47,8 @@ def save_replay(
         arrays[f"image_{k}"] = np.asarray(image)
         arrays[f"labels_{k}"] = np.asarray(label)
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
+    # numpy's stubs type **kwds as bool (allow_pickle); they are the arrays to save.
+    np.savez_compressed(buffer, **arrays)  # type: ignore[arg-type]
     with atomic_open(path, "wb") as handle:
         handle.write(buffer.getvalue())
     return Path(path)

@@ -119,10 +119,11 @@ class PatchSampler:
                     "give masks of the image's size"
                 )
             allowed = np.ones(shape, bool)
-            if rois is not None and rois[i] is not None:
-                if np.shape(rois[i]) != shape:
-                    raise InputError(f"ROI {i} has shape {np.shape(rois[i])}, its image {shape}")
-                allowed = np.asarray(rois[i]) != 0
+            roi = None if rois is None else rois[i]
+            if roi is not None:
+                if np.shape(roi) != shape:
+                    raise InputError(f"ROI {i} has shape {np.shape(roi)}, its image {shape}")
+                allowed = np.asarray(roi) != 0
             self._images.append(_reflect_pad(img, half))
             self._targets.append(_reflect_pad(tgt.astype(np.float32), half))
             if weights is not None:
@@ -189,7 +190,7 @@ class PatchSampler:
             weight = self._weights[i][win].copy() if self.has_weights else None
             out.append(
                 (
-                    self._images[i][(slice(None), *win)].copy(),
+                    self._images[i][(slice(None), win[0], win[1])].copy(),
                     self._targets[i][win].copy(),
                     weight,
                     on_fg,
@@ -233,8 +234,9 @@ def stack_patches(
     images = np.stack([p[0] if p[0].ndim == 3 else p[0][None] for p in patches])
     targets = np.stack([p[1] for p in patches])[:, None]
     weights = None
+    maps = [p[2] for p in patches if p[2] is not None]
     if patches[0][2] is not None:
-        weights = np.stack([p[2] for p in patches])[:, None].astype(np.float32)
+        weights = np.stack(maps)[:, None].astype(np.float32)
     return PatchBatch(
         images.astype(np.float32),
         targets.astype(np.float32),

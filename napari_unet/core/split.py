@@ -174,7 +174,8 @@ def assign_split(
         return split
     unique: dict[str, tuple[tuple[int, int], np.ndarray | None]] = {}
     for i, key in enumerate(keys):
-        unique.setdefault(key, (tuple(shapes[i]), None if masks is None else np.asarray(masks[i])))
+        h, w = shapes[i]
+        unique.setdefault(key, ((h, w), None if masks is None else np.asarray(masks[i])))
     has_fg = {k: m is None or bool(np.any(m > 0)) for k, (_, m) in unique.items()}
     whole = len(unique) >= WHOLE_IMAGE_MIN and len(unique) * val_fraction >= 1.0
 

@@ -25,17 +25,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from napari_unet.core.devices import autocast
 from napari_unet.core.errors import InputError
 from napari_unet.core.images import is_stack, normalize, spatial_shape
-from napari_unet.core.model import UNet, autocast
+from napari_unet.core.losses import Weighting
+from napari_unet.core.model import UNet
 from napari_unet.core.split import assign_split, image_key
+from napari_unet.core.targets import BOUNDARY_BIT, boundary_target, target_and_weights
 from napari_unet.core.tiling import read_tile
-from napari_unet.core.weights import (
-    BOUNDARY_BIT,
-    boundary_target,
-    class_balance_weights,
-    target_and_weights,
-)
+from napari_unet.core.weights import class_balance_weights
 
 #: Validation regions are predicted in blocks of at most this side (memory).
 VAL_BLOCK = 256
@@ -217,15 +215,15 @@ def _train_windows(box: list[int] | None, shape: tuple[int, int]) -> list[tuple[
 
 
 def _weights(
-    mask: np.ndarray, weighting: str, boundary: bool = False
+    mask: np.ndarray, weighting: Weighting, boundary: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Target code and weights of one crop (see :data:`BOUNDARY_BIT`)."""
     target, paper = target_and_weights(mask)
     if boundary:
         target = target | (boundary_target(mask).astype(np.uint8) * BOUNDARY_BIT)
-    if weighting == "paper":
+    if weighting is Weighting.PAPER:
         return target, paper
-    if weighting == "border":
+    if weighting is Weighting.BORDER:
         # The border term alone on top of 1: class balance is the Dice term's job.
         return target, (paper - class_balance_weights(target) + 1.0).astype(np.float32)
     return target, None
@@ -238,7 +236,7 @@ def prepare_data(
     model: UNet,
     *,
     val_fraction: float,
-    weighting: str = "none",
+    weighting: Weighting | str = Weighting.NONE,
 ) -> PreparedData:
     """Check, normalise and split the training data.
 
@@ -251,7 +249,8 @@ def prepare_data(
     val_fraction
         Share held out for validation.
     weighting
-        ``"paper"``, ``"border"`` or ``"none"`` (see :mod:`napari_unet.core.losses`).
+        A :class:`~napari_unet.core.losses.Weighting` or its value: ``"paper"``,
+        ``"border"`` or ``"none"``.
 
     Returns
     -------
@@ -263,6 +262,11 @@ def prepare_data(
         Empty set, unequal counts, shape mismatch, NaN/inf, or nothing left
         to train on.
     """
+    try:
+        weighting = Weighting(weighting)
+    except ValueError:
+        choices = ", ".join(w.value for w in Weighting)
+        raise InputError(f"unknown weighting {weighting!r}: choose one of {choices}") from None
     planes = _check_inputs(images, masks, rois)
     keys = [image_key(image) for image, _, _ in planes]
     shapes = [mask.shape for _, mask, _ in planes]
@@ -275,7 +279,10 @@ def prepare_data(
     )
     entries = split["images"] if val_fraction > 0 else {}
     two_outputs = model.config.out_channels > 1
-    train_images, train_targets, train_weights, train_rois = [], [], [], []
+    train_images: list[np.ndarray] = []
+    train_targets: list[np.ndarray] = []
+    train_weights: list[np.ndarray] = []
+    train_rois: list[np.ndarray | None] = []
     val = ValidationSet()
     seen_val: set[str] = set()
     for key, (image, mask, roi) in zip(keys, planes, strict=True):
@@ -296,14 +303,15 @@ def prepare_data(
             target, weight = _weights(mask[ty, tx], weighting, two_outputs)
             train_images.append(np.ascontiguousarray(norm[:, ty, tx]))
             train_targets.append(target)
-            train_weights.append(weight)
+            if weight is not None:
+                train_weights.append(weight)
             train_rois.append(None if roi is None else roi[ty, tx])
     if not train_images:
         raise InputError("every image is held out for validation: add images or lower the share")
     return PreparedData(
         train_images,
         train_targets,
-        None if weighting == "none" else train_weights,
+        None if weighting is Weighting.NONE else train_weights,
         None if rois is None else train_rois,
         val,
         split,

@@ -114,11 +114,14 @@ def fresh_name(viewer: Any, base: str) -> str:
     return f"{base} [{n}]"
 
 
+def base_name(name: str) -> str:
+    """Drop the ``" [n]"`` napari adds to a taken name (``"x mask [2]"`` -> ``"x mask"``)."""
+    return name[: name.rindex(" [")] if name.endswith("]") and " [" in name else name
+
+
 def image_name_for(mask_name: str) -> str:
     """Guess the image layer name a derived layer belongs to (``"x mask [2]"`` -> ``"x"``)."""
-    name = mask_name
-    if name.endswith("]") and " [" in name:
-        name = name[: name.rindex(" [")]
+    name = base_name(mask_name)
     for suffix in MASK_SUFFIXES:
         if name.endswith(suffix):
             return name[: -len(suffix)]

@@ -1,7 +1,9 @@
 """After a fine-tune: predict an image again and score the model before and after.
 
-Both predictions run in one thread worker.  The probability layer of the
-image is refreshed; its mask layer is rewritten only when nobody corrected it,
+Both predictions run in one thread worker.  The new one reaches its layers
+the way Segment's does (:func:`napari_unet.gui.predictions.show_prediction`):
+the probability layer of the image is refreshed; its mask layer is rewritten
+only when nobody corrected it, by napari's paint history or by its pixels,
 otherwise the new mask goes to a new layer (a correction is never lost).
 
 The Dice "before" and "after" compare the masks of the starting and the
@@ -24,18 +26,16 @@ from typing import Any
 import numpy as np
 from napari.layers import Image, Labels
 
-from napari_unet.gui._layers import MASK_SUFFIXES, fresh_name, layer_array, spatial_transform
-from napari_unet.gui._mask_tracker import MaskSettings, MaskTracker
-from napari_unet.gui.session import PredictionRecord, Session
+from napari_unet.gui._layers import MASK_SUFFIXES, base_name, layer_array, spatial_transform
+from napari_unet.gui.predictions import MaskSettings, show_prediction
+from napari_unet.gui.session import Session
 from napari_unet.gui.workers import start_generator
 
 _DERIVED = (*MASK_SUFFIXES, " weight map")
 
 
 def _is_derived(viewer: Any, session: Session, name: str) -> bool:
-    probs = {record.prob_layer for record in session.predictions.values()}
-    base = name[: name.rindex(" [")] if name.endswith("]") and " [" in name else name
-    return name in probs or base.endswith(_DERIVED)
+    return session.is_probability_layer(name) or base_name(name).endswith(_DERIVED)
 
 
 def guess_image_layer(viewer: Any, session: Session, current: Any | None) -> Any | None:
@@ -162,7 +162,7 @@ class Repredictor:
 
         The mask is made at the session's threshold with the options the
         image's last mask was made with (minimum size, fill holes, separate
-        labels).
+        labels); a corrected mask is kept and the new one goes to a new layer.
 
         Returns
         -------
@@ -177,46 +177,7 @@ class Repredictor:
             if record is not None and record.settings is not None
             else MaskSettings(threshold=threshold)
         )
-        prob = maps.proba
-        mask = settings.render(prob, boundary=maps.boundary)
-        prob_name = record.prob_layer if record is not None else f"{image} probability"
-        prob_layer = self.viewer.layers[prob_name] if prob_name in self.viewer.layers else None
-        if isinstance(prob_layer, Image) and prob_layer.data.shape == prob.shape:
-            prob_layer.data = prob
-        else:
-            prob_layer = self.viewer.add_image(
-                prob,
-                name=fresh_name(self.viewer, f"{image} probability"),
-                colormap="magma",
-                contrast_limits=(0.0, 1.0),
-                blending="additive",
-                **target["transform"],
-            )
-        mask_layer = self.viewer.layers[record.mask_layer] if record is not None else None
-        if (
-            record is not None
-            and isinstance(mask_layer, Labels)
-            and mask_layer.data.shape == mask.shape
-            and not record.corrected  # paint edits and Accept set it
-        ):
-            mask_layer.data = mask
-            record.settings = settings  # so the model's mask can be rebuilt at an edit
-        else:
-            mask_layer = self.viewer.add_labels(
-                mask, name=fresh_name(self.viewer, f"{image} mask"), **target["transform"]
-            )
-            record = PredictionRecord(
-                image_layer=image,
-                prob_layer=prob_layer.name,
-                mask_layer=mask_layer.name,
-                prob=prob,
-            )
-            self.session.predictions[mask_layer.name] = record
-            # The tracker lives as long as the layer (its event callbacks hold it).
-            tracker = MaskTracker(self.session, mask_layer, record)
-            tracker.settings = settings
-        record.prob = prob
-        record.boundary = maps.boundary
-        record.prob_layer = prob_layer.name
-        self.session.prediction_changed.emit(mask_layer.name)
-        return mask_layer, settings
+        shown = show_prediction(
+            self.viewer, self.session, image, maps, settings, target["transform"], "Fine-tune"
+        )
+        return shown.mask_layer, settings

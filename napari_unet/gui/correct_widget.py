@@ -8,7 +8,6 @@ order the edits were made, and each action marks the mask as corrected.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -30,8 +29,8 @@ from qtpy.QtWidgets import (
 
 from napari_unet.core.errors import InputError
 from napari_unet.gui._layers import LayerCombo, image_name_for, layer_array
-from napari_unet.gui._mask_tracker import check_content, mark_corrected
 from napari_unet.gui._training_files import save_pair
+from napari_unet.gui.predictions import check_content, mark_corrected
 from napari_unet.gui.session import TrainingPair, get_session
 
 if TYPE_CHECKING:
@@ -112,8 +111,7 @@ class CorrectMasksWidget(QWidget):
         self.folder_edit.editingFinished.connect(self._on_folder_edited)
         self.folder_button.clicked.connect(self._choose_folder)
         self.session.training_set_changed.connect(self._show_count)
-        self.session.prediction_changed.connect(self._follow_prediction)
-        self._followed = ""  # the prediction mask the Mask box last moved to
+        self.session.prediction_added.connect(self._follow_prediction)
         self._choose_default_mask()
         self._on_mask_changed()
 
@@ -131,11 +129,9 @@ class CorrectMasksWidget(QWidget):
                     return
 
     def _follow_prediction(self, mask_name: str) -> None:
-        # Follow each new prediction mask Segment (or a fine-tune) makes; the
-        # same mask again (a threshold move) leaves a layer picked by hand alone.
-        if mask_name != self._followed and self.mask_combo.findText(mask_name) >= 0:
-            self._followed = mask_name
-            self.mask_combo.set_layer(mask_name)
+        # Follow each new prediction mask Segment (or a fine-tune) makes; a
+        # rewrite of a mask (a threshold move) leaves a layer picked by hand alone.
+        self.mask_combo.set_layer(mask_name)
 
     def _on_mask_changed(self, *_: Any) -> None:
         layer = self.mask_combo.layer()
@@ -315,8 +311,8 @@ class CorrectMasksWidget(QWidget):
             )
         else:
             slices = [None]
-        folder = Path(self.folder_edit.text()).expanduser()
-        self.session.training_dir = folder
+        self.session.set_training_dir(self.folder_edit.text())
+        folder = self.session.training_dir
         pairs = []
         for z in slices:
             name = image_layer.name if z is None else f"{image_layer.name} z{z:03d}"
@@ -335,29 +331,19 @@ class CorrectMasksWidget(QWidget):
                 show_error(
                     f"Accept: could not save to {folder} ({reason}); choose another folder."
                 )
-            self._store(pair)
             pairs.append(pair)
-        self.session.training_set_changed.emit(len(self.session.training_set))
+        self.session.accept_pairs(pairs)
         efforts = [p.effort_dice for p in pairs if not math.isnan(p.effort_dice)]
         effort_text = f"; correction effort Dice {np.mean(efforts):.3f}" if efforts else ""
         saved = f" and saved to {folder}" if all(p.path for p in pairs) else ""
         show_info(f"Accepted {len(pairs)} pair(s){saved}{effort_text}.")
         return pairs
 
-    def _store(self, pair: TrainingPair) -> None:
-        """Add ``pair``, replacing an earlier acceptance of the same image (slice)."""
-        pairs = self.session.training_set
-        for i, existing in enumerate(pairs):
-            if existing.name == pair.name:
-                pairs[i] = pair
-                return
-        pairs.append(pair)
-
     def _show_count(self, count: int) -> None:
         self.count_label.setText(f"Training set: {count} pair(s)")
 
     def _on_folder_edited(self) -> None:
-        self.session.training_dir = Path(self.folder_edit.text()).expanduser()
+        self.session.set_training_dir(self.folder_edit.text())
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(

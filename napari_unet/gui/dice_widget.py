@@ -38,7 +38,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.core.errors import InputError
-from napari_unet.gui._layers import LayerCombo
+from napari_unet.gui._layers import LayerCombo, base_name
 from napari_unet.gui.plot import CurvePlot
 from napari_unet.gui.session import get_session
 
@@ -94,7 +94,6 @@ class DiceWidget(QWidget):
         self._sweep_key: tuple | None = None
         self._truth_version = 0
         self._watched: list[Any] = []
-        self._followed = ""  # the prediction mask the Prediction box last moved to
         self._truth_by_hand = False  # a ground truth picked by hand is never replaced
 
         self.pred_combo = LayerCombo(napari_viewer, (Labels, Image), self)
@@ -144,6 +143,7 @@ class DiceWidget(QWidget):
         self.truth_combo.activated.connect(self._on_truth_picked)
         napari_viewer.layers.events.inserted.connect(self._guess_layers)
         self.session.threshold_changed.connect(self._on_threshold)
+        self.session.prediction_added.connect(self._on_prediction_added)
         self.session.prediction_changed.connect(self._on_prediction_changed)
         self._guess_layers()
         self._on_choice_changed()
@@ -176,10 +176,7 @@ class DiceWidget(QWidget):
             for layer in self.pred_combo.layers()
             if self._could_be_prediction(layer) and layer.name not in masks
         ]
-        choice = next(iter(masks), None)
-        if choice in predicted:
-            self._followed = choice
-        self._choose(self.pred_combo, choice)
+        self._choose(self.pred_combo, next(iter(masks), None))
 
     def _on_truth_picked(self, _index: int) -> None:
         self._truth_by_hand = True
@@ -195,9 +192,8 @@ class DiceWidget(QWidget):
         """Whether ``layer`` is a probability map Segment made (or is named like one)."""
         if not isinstance(layer, Image):
             return False
-        if any(r.prob_layer == layer.name for r in self.session.predictions.values()):
-            return True
-        return _base(layer.name).endswith(" probability")
+        named = base_name(layer.name).endswith(" probability")
+        return named or self.session.is_probability_layer(layer.name)
 
     @staticmethod
     def _choose(combo: LayerCombo, name: str | None) -> None:
@@ -235,13 +231,14 @@ class DiceWidget(QWidget):
     def _on_threshold(self, value: float) -> None:
         self.schedule()
 
-    def _on_prediction_changed(self, mask_name: str) -> None:
-        # Follow each new prediction mask; the same mask again (a threshold
+    def _on_prediction_added(self, mask_name: str) -> None:
+        # Follow each new prediction mask; a rewrite of a mask (a threshold
         # move) leaves a layer picked by hand alone.
-        if mask_name != self._followed and self.pred_combo.findText(mask_name) >= 0:
-            self._followed = mask_name
+        if self.pred_combo.findText(mask_name) >= 0:
             self.pred_combo.set_layer(mask_name)
             self._guess_layers()
+
+    def _on_prediction_changed(self, mask_name: str) -> None:
         if mask_name == self.pred_combo.currentText():
             self.schedule()
 
@@ -395,11 +392,6 @@ class DiceWidget(QWidget):
 
 def _names(combo: LayerCombo) -> list[str]:
     return [layer.name for layer in combo.layers()]
-
-
-def _base(name: str) -> str:
-    """``"x probability [2]"`` -> ``"x probability"``."""
-    return name[: name.rindex(" [")] if name.endswith("]") and " [" in name else name
 
 
 def _unwrap(layer: Any) -> Any:

@@ -3,7 +3,9 @@
 The network runs once per Run, in a napari thread worker.  The threshold
 slider, the minimum object size, fill holes and the separate-labels toggle only
 rewrite the mask layer's data in place from the probabilities cached in the
-session's :class:`~napari_unet.gui.session.PredictionRecord`.
+session's :class:`~napari_unet.gui.predictions.PredictionRecord`; the layers are
+written by :mod:`napari_unet.gui.predictions`, the path a fine-tune's
+prediction takes too.
 
 A mask that a person has corrected is never rewritten: neither by Run nor by
 the slider.  Both then write a new mask layer (``"<image> mask [2]"``) from the
@@ -15,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from napari.layers import Image, Labels
+from napari.layers import Image
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
@@ -35,10 +37,10 @@ from superqt import QLabeledDoubleSlider
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import Notice
 from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
-from napari_unet.gui._layers import LayerCombo, fresh_name, layer_array, spatial_transform
-from napari_unet.gui._mask_tracker import MaskSettings, MaskTracker, check_content
+from napari_unet.gui._layers import LayerCombo, layer_array, spatial_transform
 from napari_unet.gui._model_choice import ModelChoice
-from napari_unet.gui.session import PredictionRecord, get_session
+from napari_unet.gui.predictions import MaskSettings, rethreshold, show_prediction
+from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator, stop
 
 if TYPE_CHECKING:
@@ -141,12 +143,11 @@ class SegmentWidget(QWidget):
         self.fill_holes_check.toggled.connect(self._schedule_current)
         self.separate_check.toggled.connect(self._schedule_current)
         self.session.threshold_changed.connect(self._on_session_threshold)
-        napari_viewer.layers.events.removed.connect(self._on_layer_removed)
         self.session.busy_changed.connect(self._update_enabled)
 
     # ----------------------------------------------------------------- setup
     def _is_probability(self, layer: Any) -> bool:
-        return any(r.prob_layer == layer.name for r in self.session.predictions.values())
+        return self.session.is_probability_layer(layer.name)
 
     def _fill_devices(self) -> None:
         from napari_unet.core.model import available_devices
@@ -195,7 +196,7 @@ class SegmentWidget(QWidget):
                 f"Segment: '{layer.name}' is RGB; converted to grey for the 1-channel model."
             )
         device = self.device_combo.currentData() or "auto"
-        self.session.device = device
+        self.session.set_device(device)
         gen = iter_predict(image, model, tile_size=self.tile_spin.value(), device=device)
         # A newly chosen model brings its own tuned threshold; the same model
         # again keeps whatever the user set on the slider.
@@ -259,88 +260,26 @@ class SegmentWidget(QWidget):
 
     def _on_result(self, maps: Any, target: dict[str, Any]) -> None:
         """Show a finished prediction: probability layer, mask layer and record."""
-        prob = maps.proba
         image = target["image"]
         if target["threshold"] is not None:
             self.threshold_slider.blockSignals(True)
             self.threshold_slider.setValue(target["threshold"])
             self.threshold_slider.blockSignals(False)
-        if len(target["transform"].get("scale", prob.shape)) != prob.ndim:
-            target["transform"] = {}
-        prob_name = f"{image} probability"
-        prob_layer = self._layer(prob_name, Image)
-        if prob_layer is not None and prob_layer.data.shape == prob.shape:
-            prob_layer.data = prob
-        else:
-            prob_layer = self.viewer.add_image(
-                prob,
-                name=fresh_name(self.viewer, prob_name),
-                colormap="magma",
-                contrast_limits=(0.0, 1.0),
-                blending="additive",
-                **target["transform"],
-            )
-        record = self.session.latest_prediction(image, self.viewer.layers)
-        mask_layer = self._layer(record.mask_layer, Labels) if record else None
-        corrected = record is not None and self._is_corrected(record, content=True)
-        if record is not None and mask_layer is not None and not corrected:
-            record.prob = prob
-            record.boundary = maps.boundary
-            record.prob_layer = prob_layer.name
-        else:
-            if record is not None and mask_layer is not None:
-                show_info(
-                    f"Segment: '{record.mask_layer}' holds corrections and is kept; "
-                    "the new mask is a new layer."
-                )
-            record, mask_layer = self._new_mask_layer(image, prob, prob_layer.name, target)
-            record.boundary = maps.boundary
-        self._write_mask(mask_layer, record)
+        shown = show_prediction(
+            self.viewer,
+            self.session,
+            image,
+            maps,
+            self.mask_settings(),
+            target["transform"],
+            "Segment",
+        )
         self.status.setText(
-            f"'{image}': probabilities in '{prob_layer.name}', mask in '{mask_layer.name}'."
+            f"'{image}': probabilities in '{shown.prob_layer.name}', "
+            f"mask in '{shown.mask_layer.name}'."
         )
         self.image_combo.refresh()  # the probability layer is now known as one
         self.session.set_threshold(self.threshold_slider.value())
-        self.session.prediction_changed.emit(mask_layer.name)
-
-    # --------------------------------------------------------------- records
-    def _on_layer_removed(self, event: Any = None) -> None:
-        # A deleted mask layer frees its cached probabilities.
-        for name, record in list(self.session.predictions.items()):
-            if record.mask_layer not in self.viewer.layers:
-                del self.session.predictions[name]
-
-    def _layer(self, name: str, kind: type) -> Any | None:
-        if name in self.viewer.layers and isinstance(self.viewer.layers[name], kind):
-            return self.viewer.layers[name]
-        return None
-
-    def _is_corrected(self, record: PredictionRecord, content: bool = False) -> bool:
-        """Whether the record's mask layer holds edits.
-
-        Paint-history edits mark the record at once; ``content`` also
-        compares the pixels with the model's output (a full rebuild, so only
-        before a new prediction, never on a slider move).
-        """
-        layer = self._layer(record.mask_layer, Labels)
-        if content and layer is not None:
-            return check_content(record, layer)
-        return record.corrected
-
-    def _new_mask_layer(
-        self, image: str, prob: np.ndarray, prob_layer: str, target: dict[str, Any]
-    ) -> tuple[PredictionRecord, Any]:
-        name = fresh_name(self.viewer, f"{image} mask")
-        layer = self.viewer.add_labels(
-            np.zeros(prob.shape, dtype=np.uint8), name=name, **target["transform"]
-        )
-        record = PredictionRecord(
-            image_layer=image, prob_layer=prob_layer, mask_layer=name, prob=prob
-        )
-        self.session.predictions[name] = record
-        # The tracker lives as long as the layer (its event callbacks hold it).
-        MaskTracker(self.session, layer, record)
-        return record, layer
 
     # ------------------------------------------------------- live threshold
     @property
@@ -391,40 +330,17 @@ class SegmentWidget(QWidget):
             record = self.session.latest_prediction(layer.name, self.viewer.layers)
         mask_layer = None
         if record is not None:
-            mask_layer = self._layer(record.mask_layer, Labels)
-            if self._is_corrected(record):
-                show_info(
-                    f"Segment: '{record.mask_layer}' holds corrections and is kept; "
-                    "the threshold now acts on a new mask layer."
-                )
-                transform = spatial_transform(mask_layer, mask_layer.ndim)
-                boundary = record.boundary
-                record, mask_layer = self._new_mask_layer(
-                    record.image_layer, record.prob, record.prob_layer, {"transform": transform}
-                )
-                record.boundary = boundary
-            self._write_mask(mask_layer, record, value)
+            settings = self.mask_settings(value)
+            mask_layer = rethreshold(self.viewer, self.session, record, settings, "Segment")
             self.updates_applied += 1
         self.session.set_threshold(value)
-        if mask_layer is not None:
-            self.session.prediction_changed.emit(mask_layer.name)
         return mask_layer
 
-    def _write_mask(
-        self, layer: Any, record: PredictionRecord, value: float | None = None
-    ) -> None:
-        """Write the mask into ``layer`` in place (same array when dtypes allow), redraw it."""
-        settings = MaskSettings(
+    def mask_settings(self, value: float | None = None) -> MaskSettings:
+        """Return how the controls make a mask, at threshold ``value`` (default: the slider)."""
+        return MaskSettings(
             threshold=self.threshold_slider.value() if value is None else float(value),
             min_size=self.min_size_spin.value(),
             fill_holes=self.fill_holes_check.isChecked(),
             separate=self.separate_check.isChecked(),
         )
-        data = layer.data
-        written = settings.render(record.prob, out=data, boundary=record.boundary)
-        if written is data:
-            # The shape is unchanged, so the extent need not be recomputed.
-            layer.refresh(extent=False)
-        else:
-            layer.data = written  # dtype changed (separate labels toggled)
-        record.settings = settings

@@ -17,11 +17,12 @@ import torch
 
 from napari_unet import __version__, cli
 from napari_unet.cli import FINE_TUNE_LR, LOSS_NAMES, SCRATCH_LR, TRAIN_DEFAULTS, main
+from napari_unet.core.checkpoint import load_model, save_model
 from napari_unet.core.events import run_to_completion
 from napari_unet.core.inference import iter_predict, predict_proba
 from napari_unet.core.instances import instances_from_maps
 from napari_unet.core.metrics import dice, iou
-from napari_unet.core.model import build_model, load_model, save_model
+from napari_unet.core.model import build_model
 from napari_unet.core.postprocess import label_objects
 from napari_unet.core.weights import border_weight_map
 

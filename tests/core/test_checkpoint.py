@@ -8,17 +8,15 @@ import zipfile
 import pytest
 import torch
 
-from napari_unet.core import model as model_module
-from napari_unet.core.errors import InputError, UnsafeCheckpointError
-from napari_unet.core.model import (
+from napari_unet.core import checkpoint as checkpoint_module
+from napari_unet.core.checkpoint import (
     FORMAT_VERSION,
-    NormConfig,
-    UNetConfig,
-    build_model,
     default_model_path,
     load_model,
     save_model,
 )
+from napari_unet.core.errors import InputError, UnsafeCheckpointError
+from napari_unet.core.model import NormConfig, UNetConfig, build_model
 
 
 def _tiny(seed: int = 0):
@@ -87,10 +85,10 @@ def test_failed_save_keeps_the_previous_file(tmp_path, monkeypatch):
         handle.truncate(100)
         raise OSError("disk full")
 
-    monkeypatch.setattr(model_module.torch, "save", failing_save)
+    monkeypatch.setattr(checkpoint_module.torch, "save", failing_save)
     with pytest.raises(OSError, match="disk full"):
         save_model(_tiny(1), path)
-    monkeypatch.setattr(model_module.torch, "save", real_save)
+    monkeypatch.setattr(checkpoint_module.torch, "save", real_save)
 
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
@@ -105,7 +103,7 @@ def test_interrupted_save_keeps_the_previous_file(tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(model_module.os, "fsync", interrupted)
+    monkeypatch.setattr(checkpoint_module.os, "fsync", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save_model(_tiny(1), path)
     assert path.read_bytes() == before
@@ -226,7 +224,10 @@ def test_default_model_path_is_inside_the_package():
     path = default_model_path()
     assert path.name == "default.pt"
     assert path.parent.name == "models"
-    assert path.parent.parent == model_module.Path(model_module.__file__).resolve().parents[1]
+    assert (
+        path.parent.parent
+        == checkpoint_module.Path(checkpoint_module.__file__).resolve().parents[1]
+    )
 
 
 def test_load_default(monkeypatch, tmp_path):
@@ -235,7 +236,7 @@ def test_load_default(monkeypatch, tmp_path):
         assert not model.training
         assert 0.0 <= model.threshold <= 1.0
     # Without the shipped file the error says what to do, in one line.
-    monkeypatch.setattr(model_module, "default_model_path", lambda: tmp_path / "default.pt")
+    monkeypatch.setattr(checkpoint_module, "default_model_path", lambda: tmp_path / "default.pt")
     with pytest.raises(InputError, match="default model is missing") as info:
         load_model("default")
     assert "\n" not in str(info.value)

@@ -14,9 +14,9 @@ from napari_unet.core.losses import bce_dice, get_loss
 from napari_unet.core.metrics import average_precision, dsb_score, object_scores
 from napari_unet.core.model import build_model
 from napari_unet.core.postprocess import label_objects
+from napari_unet.core.targets import BOUNDARY_BIT, boundary_target
 from napari_unet.core.training import fine_tune, training_loss
 from napari_unet.core.validation import prepare_data
-from napari_unet.core.weights import BOUNDARY_BIT, boundary_target
 
 
 def _touching(shape=(80, 120), centres=((40, 30), (40, 50), (40, 90)), radius=12):

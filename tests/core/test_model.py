@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 import torch
 
+from napari_unet.core.devices import autocast, available_devices, resolve_device
 from napari_unet.core.errors import DeviceError, InputError
 from napari_unet.core.model import (
     DoubleConv,
@@ -16,11 +17,8 @@ from napari_unet.core.model import (
     UNet,
     UNetConfig,
     Up,
-    autocast,
-    available_devices,
     build_model,
     fuse_for_inference,
-    resolve_device,
 )
 
 

@@ -11,6 +11,7 @@ import tifffile
 import torch
 from torch import nn
 
+from napari_unet.core.checkpoint import load_model
 from napari_unet.core.images import normalize, plane_shape
 from napari_unet.core.inference import (
     DEFAULT_TILE_SIZE,
@@ -18,12 +19,7 @@ from napari_unet.core.inference import (
     predict_proba,
     smallest_tile_size,
 )
-from napari_unet.core.model import (
-    UNetConfig,
-    build_model,
-    load_model,
-    receptive_radius,
-)
+from napari_unet.core.model import UNetConfig, build_model, receptive_radius
 from napari_unet.core.tiling import axis_layout, round_up
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from napari_unet.core.augment import AugmentConfig
+from napari_unet.core.defaults import DEFAULT_REPLAY_FRACTION
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import EpochEnd, Notice, Progress, run_to_completion
 from napari_unet.core.model import build_model
@@ -356,7 +357,7 @@ def test_bad_inputs_raise_one_line_input_errors(model, images, masks, kwargs, ma
 
 
 def test_fine_tuned_model_round_trips_through_a_checkpoint(model, data, tmp_path):
-    from napari_unet.core.model import load_model, save_model
+    from napari_unet.core.checkpoint import load_model, save_model
 
     result = run_to_completion(fine_tune(model, *data, epochs=2, **FAST))
     loaded = load_model(save_model(result.model, tmp_path / "tuned.pt"))
@@ -382,7 +383,7 @@ def test_replay_images_train_but_are_never_validated(model, data):
         fine_tune(model, images, masks, epochs=1, replay=([old_image], [old_mask]), **FAST)
     )
     run = result.model.history[-1]
-    assert run["replay_images"] == 1 and run["replay_fraction"] == 0.25
+    assert run["replay_images"] == 1 and run["replay_fraction"] == DEFAULT_REPLAY_FRACTION
     split = result.model.extra["validation_split"]["images"]
     assert len(split) == 2  # only the user's own images are split
     with pytest.raises(InputError, match="replay share"):

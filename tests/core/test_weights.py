@@ -7,13 +7,11 @@ import pytest
 from scipy import ndimage as ndi
 
 from napari_unet.core.errors import InputError
+from napari_unet.core.targets import separation_border, target_and_weights, training_target
 from napari_unet.core.weights import (
     border_cutoff,
     border_weight_map,
     class_balance_weights,
-    separation_border,
-    target_and_weights,
-    training_target,
 )
 
 

@@ -119,12 +119,14 @@ def test_accept_saves_pair_counts_and_effort(make_napari_viewer, tmp_path):
     widget, layer = setup(viewer, tmp_path=tmp_path)
     session = get_session(viewer)
     model_mask = instance_labels()
-    session.predictions["img mask"] = PredictionRecord(
-        image_layer="img",
-        prob_layer="img probability",
-        mask_layer="img mask",
-        prob=np.zeros((48, 48), np.float32),
-        model_mask=model_mask.copy(),
+    session.add_prediction(
+        PredictionRecord(
+            image_layer="img",
+            prob_layer="img probability",
+            mask_layer="img mask",
+            prob=np.zeros((48, 48), np.float32),
+            model_mask=model_mask.copy(),
+        )
     )
     counts: list[int] = []
     session.training_set_changed.connect(counts.append)
@@ -138,7 +140,7 @@ def test_accept_saves_pair_counts_and_effort(make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(pair.mask, layer.data)
     # The instances stay instances: the touching objects 2 and 3 keep the
     # separation border (and rims) that fine-tuning trains on.
-    from napari_unet.core.weights import separation_border
+    from napari_unet.core.targets import separation_border
 
     assert set(np.unique(pair.mask)) == {0, 2, 3, 4}
     assert separation_border(pair.mask)[20:30, 25:27].all()

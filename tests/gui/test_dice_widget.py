@@ -139,8 +139,10 @@ def test_cached_probabilities_of_a_mask_give_the_curve(make_napari_viewer, qtbot
     viewer.add_labels(truth, name="cells ground truth")
     viewer.add_labels(mask_from_proba(prob, 0.5), name="cells mask")
     session = get_session(viewer)
-    session.predictions["cells mask"] = PredictionRecord(
-        image_layer="cells", prob_layer="cells probability", mask_layer="cells mask", prob=prob
+    session.add_prediction(
+        PredictionRecord(
+            image_layer="cells", prob_layer="cells probability", mask_layer="cells mask", prob=prob
+        )
     )
     widget = DiceWidget(viewer)
     widget.pred_combo.set_layer("cells mask")
@@ -151,7 +153,7 @@ def test_cached_probabilities_of_a_mask_give_the_curve(make_napari_viewer, qtbot
     # Segment announcing a rewrite of this mask refreshes the table.
     count = widget.computations
     viewer.layers["cells mask"].data = mask_from_proba(prob, 0.9)
-    session.prediction_changed.emit("cells mask")
+    session.update_prediction(session.predictions["cells mask"])
     wait_computed(qtbot, widget, count)
     assert widget.rows[0]["dice"] == pytest.approx(dice(mask_from_proba(prob, 0.9), truth))
 

@@ -71,9 +71,7 @@ def test_fine_tune_changes_model_plots_saves_and_predicts_again(
     old_prob = predict_proba(image, start, device="cpu")
     prob_layer = viewer.add_image(old_prob, name="cells probability")
     mask_layer = viewer.add_labels(mask_from_proba(old_prob, 0.5), name="cells mask")
-    session.predictions["cells mask"] = PredictionRecord(
-        "cells", "cells probability", "cells mask", old_prob
-    )
+    session.add_prediction(PredictionRecord("cells", "cells probability", "cells mask", old_prob))
     widget.image_combo.set_layer("cells probability")
     widget._guess_image()  # a probability layer is never the image to predict
     assert widget.image_combo.currentText() == "cells"
@@ -168,8 +166,10 @@ def test_corrected_mask_is_never_overwritten(make_napari_viewer, qtbot, tmp_path
     viewer.add_image(prob, name="img0 probability")
     corrected = (truth > 0).astype(np.uint8)
     viewer.add_labels(corrected.copy(), name="img0 mask")
-    session.predictions["img0 mask"] = PredictionRecord(
-        "img0", "img0 probability", "img0 mask", prob, model_mask=None, corrected=True
+    session.add_prediction(
+        PredictionRecord(
+            "img0", "img0 probability", "img0 mask", prob, model_mask=None, corrected=True
+        )
     )
     widget.image_combo.set_layer("img0")
     widget.epochs_spin.setValue(1)
@@ -211,7 +211,7 @@ def test_save_to_writes_a_loadable_model(make_napari_viewer, tmp_path, messages)
 def test_prediction_again_keeps_segment_options_and_is_not_a_correction(
     make_napari_viewer, qtbot, tmp_path
 ):
-    from napari_unet.gui._mask_tracker import MaskSettings, check_content
+    from napari_unet.gui.predictions import MaskSettings, check_content
 
     viewer = make_napari_viewer()
     session, start, widget = setup(viewer, tmp_path)
@@ -223,7 +223,7 @@ def test_prediction_again_keeps_segment_options_and_is_not_a_correction(
     mask_layer = viewer.add_labels(made_with.render(old_prob), name="cells mask")
     record = PredictionRecord("cells", "cells probability", "cells mask", old_prob)
     record.settings = made_with
-    session.predictions["cells mask"] = record
+    session.add_prediction(record)
     session.set_threshold(0.45)
     widget.image_combo.set_layer("cells")
     widget.epochs_spin.setValue(2)

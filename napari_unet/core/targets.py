@@ -1,0 +1,144 @@
+"""Training targets: touching objects pulled apart, and the object rims.
+
+The U-Net paper separates touching objects of the same class by a one-pixel
+background gap in the training target (:func:`separation_border`), and pairs
+the target with its border-weight map (:func:`target_and_weights`, the map of
+:mod:`napari_unet.core.weights`).  A two-output model also learns the object
+rims (:func:`boundary_target`), packed with the foreground into one array
+(:data:`BOUNDARY_BIT`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from napari_unet.core.postprocess import STRUCTURE_2D, as_instances, is_binary, relabel_sequential
+from napari_unet.core.weights import _check_labels, border_weight_map
+
+#: Training targets of two-output models pack both outputs in one uint8 array
+#: so that patches and augmentation move them together: bit 0 (value 1) is the
+#: foreground target, this bit the :func:`boundary_target`.
+BOUNDARY_BIT = 2
+
+
+def separation_border(labels: np.ndarray) -> np.ndarray:
+    """Pixels where two different objects touch (the paper's separation border).
+
+    A pixel belongs to the border when it is foreground and one of its 8
+    neighbours (3x3 neighbourhood) carries a *different* positive label.  Both
+    sides of a contact are marked, so removing the border leaves a gap of
+    about two pixels between touching objects and no two objects 8-connected.
+    Background and the image edge never create a border; a binary mask has no
+    touching objects (its objects are its connected components), so its border
+    is empty.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Instance labels, ``(Y, X)`` or ``(Z, Y, X)`` (per slice; neighbours
+        never cross slices).
+
+    Returns
+    -------
+    np.ndarray
+        Boolean array of the labels' shape.
+    """
+    a = _check_labels(labels)
+    if is_binary(a):
+        return np.zeros(a.shape, dtype=bool)
+    if a.max(initial=0) >= 2**52:
+        a = relabel_sequential(a)  # ids must stay exact as floats (see cval below)
+    lab = np.where(a > 0, a, 0).astype(np.int64, copy=False)
+    footprint = STRUCTURE_2D if a.ndim == 2 else STRUCTURE_2D[None]
+    # Stand-in for "no object" in the minimum; scipy passes cval as a float, so
+    # it must stay small enough to round-trip (not the int64 maximum).
+    big = int(lab.max()) + 1
+    # Largest and smallest positive label around each pixel: an object pixel
+    # touches another object exactly when one of them differs from its own id.
+    highest = ndi.maximum_filter(lab, footprint=footprint, mode="constant", cval=0)
+    lowest = ndi.minimum_filter(
+        np.where(lab > 0, lab, big), footprint=footprint, mode="constant", cval=big
+    )
+    return (lab > 0) & ((highest > lab) | (lowest < lab))
+
+
+def boundary_target(labels: np.ndarray) -> np.ndarray:
+    """Object rims: the target of a model's second (boundary) output.
+
+    A pixel is on the rim when it belongs to an object and one of its 8
+    neighbours (3x3, never across slices) is background or another object; the
+    image edge does not count.  Rims of touching objects meet, so the interior
+    of each object, the foreground minus the rims, is a seed of its own for
+    :func:`napari_unet.core.instances.instances_from_maps`.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Instance labels or binary mask, ``(Y, X)`` or ``(Z, Y, X)``; a binary
+        mask is split into 8-connected components.
+
+    Returns
+    -------
+    np.ndarray
+        Boolean array of the labels' shape.
+    """
+    inst = as_instances(_check_labels(labels)).astype(np.int64, copy=False)
+    footprint = STRUCTURE_2D if inst.ndim == 2 else STRUCTURE_2D[None]
+    # Edge pixels copy their own id (mode "nearest"), so the edge makes no rim.
+    highest = ndi.maximum_filter(inst, footprint=footprint, mode="nearest")
+    lowest = ndi.minimum_filter(inst, footprint=footprint, mode="nearest")
+    return (inst > 0) & ((highest != inst) | (lowest != inst))
+
+
+def training_target(labels: np.ndarray, separate: bool = True) -> np.ndarray:
+    """Foreground target for training, with touching objects pulled apart.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Instance labels or binary mask, ``(Y, X)`` or ``(Z, Y, X)``.
+    separate : bool
+        Remove the :func:`separation_border` from the foreground, so that the
+        network learns to leave a gap between touching objects and connected
+        components of its output recover the instances.
+
+    Returns
+    -------
+    np.ndarray
+        uint8 array, 1 for foreground and 0 for background.
+    """
+    a = _check_labels(labels)
+    fg = a > 0
+    if separate:
+        fg &= ~separation_border(a)
+    return fg.astype(np.uint8)
+
+
+def target_and_weights(
+    labels: np.ndarray, *, separate: bool = True, w0: float = 10.0, sigma: float = 5.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training target and its border-weight map, as the paper pairs them.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Instance labels or binary mask, ``(Y, X)`` or ``(Z, Y, X)``.
+    separate : bool
+        Separate touching objects (see :func:`training_target`).
+    w0, sigma : float
+        Border-term parameters (see :func:`border_weight_map`).
+
+    Returns
+    -------
+    target : np.ndarray
+        uint8 0/1 target.
+    weights : np.ndarray
+        float32 map of :func:`border_weight_map` computed on the objects that
+        remain in the target, so the separation gaps get the border weight.
+    """
+    a = _check_labels(labels)
+    target = training_target(a, separate=separate)
+    inst = as_instances(a)
+    weights = border_weight_map(np.where(target > 0, inst, 0), w0=w0, sigma=sigma)
+    return target, weights

@@ -1,0 +1,331 @@
+"""How a prediction reaches its layers, and how its mask is followed afterwards.
+
+One path for one job: Segment's Run and the prediction again after a fine-tune
+both call :func:`show_prediction`, and Segment's threshold controls call
+:func:`rethreshold`.  Every write keeps the rule that a mask a person has
+corrected is never overwritten: the new mask goes to a new layer instead.
+
+The threshold slider must stay cheap, so it never copies the mask: whoever
+writes a mask layer stores only the settings of that write in the record
+(``PredictionRecord.settings``).  On the first edit the tracker rebuilds the
+model's mask from the cached probabilities and those settings (the same core
+calls, so the same pixels) and stores it as the record's ``model_mask``, the
+reference for the correction effort measured at Accept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from napari_unet.gui._layers import fresh_name, spatial_transform
+
+if TYPE_CHECKING:
+    from napari_unet.gui.session import Session
+
+
+@dataclass(frozen=True)
+class MaskSettings:
+    """How a mask is made from probabilities."""
+
+    threshold: float
+    min_size: int = 0
+    fill_holes: bool = False
+    separate: bool = False
+
+    def render(
+        self,
+        prob: np.ndarray,
+        out: np.ndarray | None = None,
+        boundary: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Make the mask from ``prob``; write into ``out`` when its dtype allows.
+
+        ``boundary`` (a two-output model's rim map) splits touching objects
+        when ``separate``; without it objects are connected components.
+
+        Returns
+        -------
+        np.ndarray
+            0/1 uint8 mask, or int32 labels when ``separate``.
+        """
+        from napari_unet.core.instances import instances_from_maps
+        from napari_unet.core.postprocess import mask_from_proba
+
+        options = {"min_size": self.min_size, "fill_holes": self.fill_holes}
+        if self.separate:
+            labels = instances_from_maps(prob, boundary, self.threshold, **options)
+            if out is not None and out.dtype == labels.dtype and out.shape == labels.shape:
+                np.copyto(out, labels)
+                return out
+            return labels
+        if out is not None and out.dtype == np.uint8 and out.shape == prob.shape:
+            return mask_from_proba(prob, self.threshold, **options, out=out)
+        return mask_from_proba(prob, self.threshold, **options)
+
+
+@dataclass
+class PredictionRecord:
+    """What a prediction produced for one image layer.
+
+    ``prob`` is the cached probability map the threshold slider reads;
+    ``model_mask`` is the mask as the model gave it (before any correction),
+    used to measure the correction effort at Accept.
+    """
+
+    image_layer: str
+    prob_layer: str
+    mask_layer: str
+    prob: np.ndarray
+    model_mask: np.ndarray | None = None
+    corrected: bool = False  # set once a person edits the mask layer
+    # How the mask layer was last written from ``prob``; whoever writes the
+    # mask layer sets it, so the model's mask can be rebuilt exactly when a
+    # person starts to edit.
+    settings: MaskSettings | None = None
+    # Rim probabilities of a two-output model (None for one output): they
+    # split touching objects when Segment shows separate labels.
+    boundary: np.ndarray | None = None
+
+
+class ShownPrediction(NamedTuple):
+    """The layers and the record a prediction was written to."""
+
+    record: PredictionRecord
+    prob_layer: Any
+    mask_layer: Any
+
+
+class MaskTracker:
+    """Follow one mask layer made by a prediction.
+
+    Marks the record corrected on any edit that goes through napari's paint
+    history (brush, fill, erase, the Correct masks actions) and follows renames
+    of the layer.
+
+    Parameters
+    ----------
+    session
+        The viewer's session.
+    layer
+        The mask Labels layer.
+    record
+        The prediction record of that layer.
+    """
+
+    def __init__(self, session: Session, layer: Any, record: PredictionRecord) -> None:
+        self.session = session
+        self.layer = layer
+        self.record = record
+        # Plain functions, not bound methods: napari's emitters hold bound
+        # methods weakly, and the tracker must live as long as its layer.
+        layer.events.paint.connect(lambda event=None: mark_corrected(self.record))
+        layer.events.name.connect(lambda event=None: self._on_name())
+
+    def _on_name(self) -> None:
+        old, new = self.record.mask_layer, self.layer.name
+        if self.session.predictions.get(old) is self.record:
+            self.session.rename_prediction(old, new)
+        self.record.mask_layer = new
+
+
+def model_output(record: PredictionRecord) -> np.ndarray | None:
+    """Return the mask the model gave at the record's last written settings."""
+    if record.settings is None:
+        return None
+    return record.settings.render(record.prob, boundary=record.boundary)
+
+
+def mark_corrected(record: PredictionRecord) -> None:
+    """Store the model's mask as ``record.model_mask`` (once) and mark it corrected."""
+    if not record.corrected:
+        output = model_output(record)
+        if output is not None:
+            record.model_mask = output
+        record.corrected = True
+
+
+def check_content(record: PredictionRecord, layer: Any) -> bool:
+    """Compare a mask layer with the model's output; mark corrected when they differ.
+
+    This catches edits that bypass napari's paint history (for example from
+    the console).  It costs a full mask rebuild, so it runs before a new
+    prediction, never on a slider move.
+
+    Returns
+    -------
+    bool
+        Whether the record is corrected.
+    """
+    if not record.corrected:
+        expected = model_output(record)
+        data = layer.data
+        if expected is not None and (
+            data.shape != expected.shape or not np.array_equal(data, expected)
+        ):
+            record.model_mask = expected
+            record.corrected = True
+    return record.corrected
+
+
+def write_mask(
+    session: Session, layer: Any, record: PredictionRecord, settings: MaskSettings
+) -> None:
+    """Write the record's mask into ``layer`` in place (same array when dtypes allow)."""
+    data = layer.data
+    written = settings.render(record.prob, out=data, boundary=record.boundary)
+    if written is data:
+        # The shape is unchanged, so the extent need not be recomputed.
+        layer.refresh(extent=False)
+    else:
+        layer.data = written  # dtype changed (separate labels toggled)
+    record.settings = settings  # so the model's mask can be rebuilt at an edit
+    session.update_prediction(record)
+
+
+def add_mask_layer(
+    viewer: Any,
+    session: Session,
+    source: PredictionRecord,
+    settings: MaskSettings,
+    transform: dict[str, Any],
+) -> ShownPrediction:
+    """Make a new mask layer (``"<image> mask [n]"``) and its record from ``source``'s maps.
+
+    ``source`` gives the image, the probability layer, the probabilities and the
+    rim map; it is not changed.
+    """
+    mask = settings.render(source.prob, boundary=source.boundary)
+    layer = viewer.add_labels(
+        mask, name=fresh_name(viewer, f"{source.image_layer} mask"), **transform
+    )
+    record = PredictionRecord(
+        image_layer=source.image_layer,
+        prob_layer=source.prob_layer,
+        mask_layer=layer.name,
+        prob=source.prob,
+        settings=settings,
+        boundary=source.boundary,
+    )
+    # The tracker lives as long as the layer (its event callbacks hold it).
+    MaskTracker(session, layer, record)
+    session.add_prediction(record)
+    session.update_prediction(record)
+    prob_layer = viewer.layers[source.prob_layer] if source.prob_layer in viewer.layers else None
+    return ShownPrediction(record, prob_layer, layer)
+
+
+def show_prediction(
+    viewer: Any,
+    session: Session,
+    image: str,
+    maps: Any,
+    settings: MaskSettings,
+    transform: dict[str, Any],
+    who: str,
+) -> ShownPrediction:
+    """Put a finished prediction of layer ``image`` into layers and the session.
+
+    The probability layer of the image's newest prediction (else
+    ``"<image> probability"``) is refreshed when its shape fits, else a new
+    one is made.  The newest mask layer is rewritten unless it holds
+    corrections, by napari's paint history or by its pixels
+    (:func:`check_content`); then the mask goes to a new layer and a
+    notification says so.
+
+    Parameters
+    ----------
+    viewer, session
+        The viewer and its session.
+    image
+        Name of the predicted image layer.
+    maps
+        The :class:`~napari_unet.core.inference.Prediction` (``proba``, ``boundary``).
+    settings
+        How to make the mask from the probabilities.
+    transform
+        ``scale`` / ``translate`` of the image layer, for new layers.
+    who
+        The widget that asked, for the notification ("Segment").
+
+    Returns
+    -------
+    ShownPrediction
+        The record, probability layer and mask layer written.
+    """
+    from napari.layers import Labels
+    from napari.utils.notifications import show_info
+
+    prob = maps.proba
+    if len(transform.get("scale", prob.shape)) != prob.ndim:
+        transform = {}
+    record = session.latest_prediction(image, viewer.layers)
+    prob_layer = _show_probability(viewer, image, prob, record, transform)
+    mask_layer = _layer(viewer, record.mask_layer, Labels) if record is not None else None
+    if record is not None and mask_layer is not None and not check_content(record, mask_layer):
+        record.prob, record.boundary, record.prob_layer = prob, maps.boundary, prob_layer.name
+        write_mask(session, mask_layer, record, settings)
+        return ShownPrediction(record, prob_layer, mask_layer)
+    if record is not None and mask_layer is not None:
+        show_info(
+            f"{who}: '{record.mask_layer}' holds corrections and is kept; "
+            "the new mask is a new layer."
+        )
+    source = PredictionRecord(image, prob_layer.name, "", prob, boundary=maps.boundary)
+    return add_mask_layer(viewer, session, source, settings, transform)
+
+
+def rethreshold(
+    viewer: Any, session: Session, record: PredictionRecord, settings: MaskSettings, who: str
+) -> Any:
+    """Rewrite a record's mask from its cached probabilities; return the mask layer.
+
+    Never runs the network.  A mask marked corrected (a cheap check, fit for a
+    slider move) is kept and the mask goes to a new layer, used from then on.
+    """
+    from napari.utils.notifications import show_info
+
+    layer = viewer.layers[record.mask_layer]
+    if record.corrected:
+        show_info(
+            f"{who}: '{record.mask_layer}' holds corrections and is kept; "
+            "the threshold now acts on a new mask layer."
+        )
+        transform = spatial_transform(layer, layer.ndim)
+        return add_mask_layer(viewer, session, record, settings, transform).mask_layer
+    write_mask(session, layer, record, settings)
+    return layer
+
+
+def _layer(viewer: Any, name: str, kind: type) -> Any | None:
+    if name in viewer.layers and isinstance(viewer.layers[name], kind):
+        return viewer.layers[name]
+    return None
+
+
+def _show_probability(
+    viewer: Any,
+    image: str,
+    prob: np.ndarray,
+    record: PredictionRecord | None,
+    transform: dict[str, Any],
+) -> Any:
+    from napari.layers import Image
+
+    name = f"{image} probability"
+    if record is not None and record.prob_layer in viewer.layers:
+        name = record.prob_layer
+    layer = _layer(viewer, name, Image)
+    if layer is not None and layer.data.shape == prob.shape:
+        layer.data = prob
+        return layer
+    return viewer.add_image(
+        prob,
+        name=fresh_name(viewer, f"{image} probability"),
+        colormap="magma",
+        contrast_limits=(0.0, 1.0),
+        blending="additive",
+        **transform,
+    )
