@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Open napari with the napari-unet widgets docked and the sample image loaded.
+# Open napari with the "napari U-Net" panel docked and the sample image loaded
+# (on PyQt6 when it is installed and QT_API is unset: napari deprecates PyQt5).
 # Without a display it runs on a virtual one (Xvfb), saves a screenshot and prints its path.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -111,7 +111,7 @@ def test_wheel_install_is_what_napari_loads(wheel, tmp_path):
     assert Path(info["package"]).is_relative_to(target)
     assert Path(info["sample_file"]).is_relative_to(target)
     assert info["samples"] == ["nuclei", "brightfield", "histology", "ct_nodules"]
-    assert info["widgets"] == 6
+    assert info["widgets"] == 7  # the panel and the six single steps
     assert info["sample_shape"] == [512, 512]
 
 

@@ -28,6 +28,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     from napari_unet.core.instances import instances_from_maps
     from napari_unet.core.io import read_image, write_tiff
     from napari_unet.core.postprocess import mask_from_proba
+    from napari_unet.core.tta import iter_predict_tta
 
     device = resolve_device(args.device)
     paths = [Path(p) for p in args.images]
@@ -65,7 +66,14 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for index, path in enumerate(paths, 1):
         image = read_image(path)
         bar.prefix = f"{path.name} ({index}/{len(paths)}) "
-        gen = iter_predict(image, model, tile_size=args.tile_size, overlap=overlap, device=device)
+        if args.tta:
+            gen = iter_predict_tta(
+                image, model, tile_size=args.tile_size, overlap=overlap, device=device
+            )
+        else:
+            gen = iter_predict(
+                image, model, tile_size=args.tile_size, overlap=overlap, device=device
+            )
         maps = run_to_completion(gen, on_event)
         prob = maps.proba
         options = {"min_size": args.min_size, "fill_holes": args.fill_holes}
@@ -77,12 +85,15 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         prob_path = write_tiff(out_dir / f"{stem}_prob.tif", prob.astype("float32", copy=False))
         mask_path = write_tiff(out_dir / f"{stem}_mask.tif", mask)
         labels_path = write_tiff(out_dir / f"{stem}_labels.tif", labels)
+        written = [prob_path, mask_path, labels_path]
+        if args.tta:
+            written.append(write_tiff(out_dir / f"{stem}_uncertainty.tif", maps.uncertainty))
         share = 100.0 * float(mask.mean())
         bar.line(
             f"{path.name}: foreground {share:.2f} % at threshold {threshold:.3g}, "
             f"{count} object{'s' if count != 1 else ''}"
         )
-        print(f"{path} -> {prob_path} {mask_path} {labels_path}")
+        print(f"{path} -> {' '.join(str(p) for p in written)}")
     bar.close()
     return 0
 
@@ -96,7 +107,8 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
         "(uint8 0/1) and OUT/STEM_labels.tif (uint16 or uint32 instance labels: touching "
         "objects split along the model's predicted rims, or connected components for a "
         "one-output model) for each image, with the image's spatial shape: a stack "
-        "(Z, Y, X) keeps its leading axis, an RGB image gives a 2D result.",
+        "(Z, Y, X) keeps its leading axis, an RGB image gives a 2D result. With --tta, "
+        "also OUT/STEM_uncertainty.tif.",
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or TIFF images or stacks")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
@@ -129,6 +141,12 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
         default=0,
         metavar="N",
         help="remove objects smaller than N pixels (default: 0)",
+    )
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help="test-time augmentation: average the 8 flips and 90-degree rotations (8x the "
+        "time) and write STEM_uncertainty.tif, their per-pixel standard deviation",
     )
     p.add_argument("--fill-holes", action="store_true", help="fill holes inside objects")
     p.add_argument("--device", type=_device, default="auto", help=device_help)

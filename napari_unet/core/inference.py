@@ -174,8 +174,9 @@ def _iter_predict(
     Yields
     ------
     Progress
-        After each batch: tiles done and total over all slices.  Closing the
-        generator between batches cancels the prediction.
+        After each batch: ``step``/``total`` count the tiles over all slices;
+        the message counts them per slice (``"slice 17/20, tile 2/4"``).
+        Closing the generator between batches cancels the prediction.
     Notice
         First, when the tile size was raised.
 
@@ -206,7 +207,8 @@ def _iter_predict(
             f"network's receptive radius ({margin} px) and smaller ones would spend most "
             "of their work on the overlap"
         )
-    total = len(planes) * _tile_count(spatial, tile, overlap, model.size_multiple)
+    per_plane = _tile_count(spatial, tile, overlap, model.size_multiple)
+    total = len(planes) * per_plane
     net = prepare_for_device(fuse_for_inference(model), target)
     if target.type == "cpu":
         # oneDNN's channels-last convolutions run ~1.6x faster here than NCHW
@@ -216,11 +218,15 @@ def _iter_predict(
     done = 0
     for z, plane in enumerate(planes):
         plane = _channels(plane, model.config.in_channels)
+        in_plane = 0
         for n in _predict_plane(
             net, plane, model.norm, target, tile, overlap, margin, batch_size, out[:, z]
         ):
             done += n
-            message = f"tile {done}/{total}"
+            in_plane += n
+            # step/total count over the whole stack (a progress bar); the
+            # message counts the tiles of this slice, which a person can follow.
+            message = f"tile {in_plane}/{per_plane}"
             if len(planes) > 1:
                 message = f"slice {z + 1}/{len(planes)}, {message}"
             yield Progress(done, total, message)

@@ -114,6 +114,9 @@ class FineTuneForm(QWidget):
         self.replay_check.setChecked(REPLAY_BY_DEFAULT)
 
         form = QFormLayout()
+        # A row too long for a narrow dock (a long layer name in a combo) puts
+        # its label above its field instead of widening the dock.
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Time budget", self.minutes_spin)
         form.addRow("Learning rate", self.lr_spin)

@@ -116,8 +116,42 @@ class ModelChoice:
         self.combo.setCurrentIndex(index)
         self._last_index = index
 
+    def chosen(self) -> tuple[Any | None, str]:
+        """Return ``(model, label)`` of the chosen entry without loading anything.
+
+        ``model`` is None when the entry is the shipped default and it is not
+        loaded yet: the caller loads it off the main thread
+        (:func:`napari_unet.core.model.load_model` of ``DEFAULT``) and hands it
+        to :meth:`adopt`.
+        """
+        if self.combo.currentData() == FROM_FILE:
+            self.combo.setCurrentIndex(self._last_index)  # no file was chosen
+        choice = self.combo.currentData()
+        if choice == SESSION and self._session_model is not None:
+            return self._session_model, self.combo.currentText()[len("session model: ") :]
+        if choice in (DEFAULT, SESSION, FROM_FILE, None):
+            if DEFAULT not in self._models and self.session.model_label == DEFAULT:
+                if self.session.model is not None:
+                    self._models[DEFAULT] = self.session.model
+            return self._models.get(DEFAULT), DEFAULT
+        return self._models[choice], f"file: {Path(choice).name}"
+
+    def adopt(self, model: Any, label: str) -> None:
+        """Make ``model`` (the chosen entry's, maybe just loaded) the session's model."""
+        if label == DEFAULT:
+            self._models.setdefault(DEFAULT, model)
+        if self.session.model is not model:
+            self._setting = True
+            try:
+                self.session.set_model(model, label)
+            finally:
+                self._setting = False
+
     def model(self) -> Any:
-        """Return the chosen model, loading it on first use, and make it the session's.
+        """Return the chosen model, loading it here on first use, and make it the session's.
+
+        Loading the shipped default takes a moment; Segment's Run uses
+        :meth:`chosen` and loads it in its worker instead.
 
         Raises
         ------
@@ -126,24 +160,8 @@ class ModelChoice:
         """
         from napari_unet.core.model import load_model
 
-        if self.combo.currentData() == FROM_FILE:
-            self.combo.setCurrentIndex(self._last_index)  # no file was chosen
-        choice = self.combo.currentData()
-        if choice == SESSION and self._session_model is not None:
-            model, label = self._session_model, self.combo.currentText()[len("session model: ") :]
-        elif choice in (DEFAULT, SESSION, FROM_FILE, None):
-            if DEFAULT not in self._models:
-                if self.session.model is not None and self.session.model_label == DEFAULT:
-                    self._models[DEFAULT] = self.session.model
-                else:
-                    self._models[DEFAULT] = load_model(DEFAULT)
-            model, label = self._models[DEFAULT], DEFAULT
-        else:
-            model, label = self._models[choice], f"file: {Path(choice).name}"
-        if self.session.model is not model:
-            self._setting = True
-            try:
-                self.session.set_model(model, label)
-            finally:
-                self._setting = False
+        model, label = self.chosen()
+        if model is None:
+            model = load_model(DEFAULT)
+        self.adopt(model, label)
         return model

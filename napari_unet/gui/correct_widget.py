@@ -68,6 +68,11 @@ class CorrectMasksWidget(QWidget):
         self.remove_button = QPushButton("Remove objects under")
         self.merge_button = QPushButton("Merge touching")
         self.undo_button = QPushButton("Undo")
+        self.uncertain_button = QPushButton("Go to the most uncertain region")
+        self.uncertain_button.setToolTip(
+            "Centre the view (and the slice) where the test-time augmentation of Segment "
+            "disagreed most: correcting there helps the next fine-tune most"
+        )
         self.scope_combo = QComboBox()
         self.scope_combo.addItems([THIS_SLICE, ALL_SLICES])
         self.scope_combo.setToolTip("For stacks: accept the slice on screen or every slice.")
@@ -87,6 +92,7 @@ class CorrectMasksWidget(QWidget):
         actions.addWidget(self.min_size_spin, 1, 1)
         actions.addWidget(self.merge_button, 2, 0)
         actions.addWidget(self.undo_button, 2, 1)
+        actions.addWidget(self.uncertain_button, 3, 0, 1, 2)
         folder = QHBoxLayout()
         folder.addWidget(self.folder_edit)
         folder.addWidget(self.folder_button)
@@ -107,6 +113,7 @@ class CorrectMasksWidget(QWidget):
         self.remove_button.clicked.connect(self.remove_small)
         self.merge_button.clicked.connect(self.merge_touching)
         self.undo_button.clicked.connect(self.undo)
+        self.uncertain_button.clicked.connect(self.go_to_uncertain)
         self.accept_button.clicked.connect(self.accept)
         self.folder_edit.editingFinished.connect(self._on_folder_edited)
         self.folder_button.clicked.connect(self._choose_folder)
@@ -262,6 +269,37 @@ class CorrectMasksWidget(QWidget):
 
     def _current_slice(self, layer: Any) -> int:
         return int(round(layer.world_to_data(self.viewer.dims.point)[0]))
+
+    def go_to_uncertain(self) -> tuple[int | None, tuple[int, int, int, int]] | None:
+        """Centre the view on the image's most uncertain window (and slice, for stacks).
+
+        Returns
+        -------
+        tuple or None
+            ``(slice, (y0, y1, x0, x1))`` in the uncertainty layer's pixels, or
+            None when the image has no uncertainty layer (a notification says how
+            to make one).
+        """
+        from napari_unet.core.tta import most_uncertain_region
+        from napari_unet.gui._segment_run import uncertainty_name
+
+        image = self.image_combo.layer()
+        name = uncertainty_name(image.name) if image is not None else ""
+        if name not in self.viewer.layers:
+            show_info(
+                "Correct masks: no uncertainty map for this image; tick 'Test-time "
+                "augmentation' in Segment and press Run."
+            )
+            return None
+        layer = self.viewer.layers[name]
+        z, (y0, y1, x0, x1) = most_uncertain_region(np.asarray(layer.data))
+        centre = ((y0 + y1) / 2, (x0 + x1) / 2)
+        world = layer.data_to_world(centre if z is None else (z, *centre))
+        if z is not None:
+            self.viewer.dims.set_point(0, world[0])
+        self.viewer.camera.center = tuple(world[-2:])
+        layer.visible = True
+        return z, (y0, y1, x0, x1)
 
     # --------------------------------------------------------------- accept
     def accept(self) -> list[TrainingPair]:

@@ -1,4 +1,4 @@
-"""The main job: napari with every napari-unet widget docked and the sample loaded.
+"""The main job: napari with the "napari U-Net" panel docked and the sample loaded.
 
 Run ``python -m napari_unet.gui.demo``.  With ``--headless`` (used on machines
 without a display, on a virtual one) it saves a screenshot of the whole window,
@@ -8,32 +8,34 @@ prints its path and exits instead of handing control to the user.
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import os
+from collections.abc import MutableMapping
 from pathlib import Path
 
 PLUGIN = "napari-unet"
-# Display names from napari.yaml, in the order of the workflow; docked as tabs.
-WIDGETS = [
-    "Load images",
-    "Segment",
-    "Correct masks",
-    "Fine-tune",
-    "Border weight map",
-    "Dice vs ground truth",
-]
+#: Display name of the panel in napari.yaml: every step, top to bottom.
+PANEL = "napari U-Net"
 
 
-def open_demo(viewer, sample: str = "nuclei") -> dict:
-    """Load ``sample`` into ``viewer`` and dock every widget; return them by name."""
+def open_demo(viewer, sample: str = "nuclei"):
+    """Load ``sample`` into ``viewer`` and dock the napari U-Net panel; return the panel."""
     viewer.open_sample(PLUGIN, sample)
-    docked = {}
-    docks = {}
-    for name in WIDGETS:
-        dock, widget = viewer.window.add_plugin_dock_widget(PLUGIN, name, tabify=True)
-        docked[name] = widget
-        docks[name] = dock
-    # Show the Segment widget on top: it is where a session starts.
-    docks["Segment"].raise_()
-    return docked
+    _, panel = viewer.window.add_plugin_dock_widget(PLUGIN, PANEL)
+    return panel
+
+
+def choose_qt_api(environ: MutableMapping[str, str]) -> str | None:
+    """Prefer PyQt6 when the user chose no binding and PyQt6 is installed.
+
+    napari deprecates PyQt5 and says so in a notification over the canvas at
+    every start on it; on PyQt6 there is nothing to say.  ``QT_API`` is qtpy's
+    documented switch, so it must be set before qtpy (or napari) is imported.
+    A binding the user chose is kept.  Returns the ``QT_API`` in effect.
+    """
+    if not environ.get("QT_API") and importlib.util.find_spec("PyQt6") is not None:
+        environ["QT_API"] = "pyqt6"
+    return environ.get("QT_API")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample", default="nuclei", help="sample key to open")
     args = parser.parse_args(argv)
 
+    choose_qt_api(os.environ)
     import napari
     import qtpy
     from qtpy.QtWidgets import QApplication

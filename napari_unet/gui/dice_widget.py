@@ -13,7 +13,9 @@ threshold, which moves Segment's slider.
 
 The table follows the threshold slider, Segment's rewrites of the mask and
 edits of either layer; updates are debounced so a slider drag or a paint
-stroke costs one computation.
+stroke costs one computation.  For stacks the mean is also pinned under the
+table (always in view, however many slices), and the row of the slice the
+viewer shows is highlighted and scrolled into view as the slider moves.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
+from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     import napari
 
 DEBOUNCE_MS = 80
+_CURRENT = QColor(79, 195, 247, 90)  # the plot's Dice colour, translucent
 COLUMNS = ("slice", "Dice", "IoU", "F1@.5", "AP@.5", "AP@.75", "AP@.9", "DSB")
 _KEYS = ("dice", "iou", "f1", "ap50", "ap75", "ap90", "dsb")
 _TIPS = (
@@ -80,6 +84,8 @@ class DiceWidget(QWidget):
         The last error message ("" when the last computation succeeded).
     computations : int
         How many times the scores were computed.
+    current_row : int or None
+        The highlighted table row: the slice the viewer shows (stacks only).
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -91,6 +97,8 @@ class DiceWidget(QWidget):
         self.sweep: tuple | None = None
         self.error = ""
         self.computations = 0
+        self.current_row: int | None = None
+        self._stack = False
         self._sweep_key: tuple | None = None
         self._truth_version = 0
         self._watched: list[Any] = []
@@ -112,6 +120,10 @@ class DiceWidget(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
         self.table.setMinimumHeight(60)
         self.table.setMaximumHeight(200)
+        # The mean of a stack stays in view whatever the table scrolls to.
+        self.mean_label = QLabel("")
+        self.mean_label.setWordWrap(True)
+        self.mean_label.setVisible(False)
         self.plot = CurvePlot("threshold", "Dice", parent=self)
         self.plot.axes.set_xlim(0.0, 1.0)
         self.plot.axes.set_ylim(0.0, 1.02)
@@ -128,6 +140,7 @@ class DiceWidget(QWidget):
         layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.table)
+        layout.addWidget(self.mean_label)
         layout.addWidget(self.plot, 1)
         layout.addWidget(self.status)
 
@@ -142,6 +155,7 @@ class DiceWidget(QWidget):
         self.truth_combo.currentIndexChanged.connect(self._on_choice_changed)
         self.truth_combo.activated.connect(self._on_truth_picked)
         napari_viewer.layers.events.inserted.connect(self._guess_layers)
+        napari_viewer.dims.events.current_step.connect(self._highlight_current)
         self.session.threshold_changed.connect(self._on_threshold)
         self.session.prediction_added.connect(self._on_prediction_added)
         self.session.prediction_changed.connect(self._on_prediction_changed)
@@ -345,6 +359,8 @@ class DiceWidget(QWidget):
         self.error = message
         self.rows, self.mean, self.sweep = [], None, None
         self.table.setRowCount(0)
+        self.mean_label.setVisible(False)
+        self.current_row = None
         self.plot.clear_curves()
         self.best_button.setEnabled(False)
         self.status.setText(f"Error: {message}")
@@ -360,6 +376,40 @@ class DiceWidget(QWidget):
             self.table.setItem(r, 0, QTableWidgetItem(label))
             for c, key in enumerate(_KEYS, start=1):
                 self.table.setItem(r, c, QTableWidgetItem(f"{values[key]:.3f}"))
+        self._stack = stack
+        self.mean_label.setVisible(stack)
+        if stack:
+            text = ", ".join(
+                f"{name} {mean[key]:.3f}" for name, key in zip(COLUMNS[1:], _KEYS, strict=True)
+            )
+            self.mean_label.setText(f"Mean over {len(rows)} slices: {text}")
+        self.current_row = None
+        self._highlight_current()
+
+    def _current_slice(self) -> int | None:
+        """Return the slice of the prediction layer the viewer shows (None: not a stack)."""
+        layer = self.pred_combo.layer()
+        if not self._stack or layer is None or not self.rows:
+            return None
+        # World to data coordinates: right for any scale, translate or extra axes.
+        z = layer.world_to_data(self.viewer.dims.point)[0]
+        return int(np.clip(np.round(z), 0, len(self.rows) - 1))
+
+    def _highlight_current(self, event: Any = None) -> None:
+        """Highlight the table row of the viewer's current slice and scroll it into view."""
+        row = self._current_slice()
+        if row == self.current_row:
+            return
+        for r, brush in ((self.current_row, QBrush()), (row, QBrush(_CURRENT))):
+            if r is None or r >= self.table.rowCount():
+                continue
+            for c in range(self.table.columnCount()):
+                item = self.table.item(r, c)
+                if item is not None:
+                    item.setBackground(brush)
+        self.current_row = row
+        if row is not None:
+            self.table.scrollToItem(self.table.item(row, 0))
 
     def _draw_sweep(self) -> None:
         if self.sweep is None:

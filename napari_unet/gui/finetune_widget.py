@@ -122,6 +122,7 @@ class FineTuneWidget(QWidget):
         self.stop_button.setEnabled(False)
         self.save_button = QPushButton("Save model...")
         self.count_label = QLabel()
+        self.count_label.setWordWrap(True)
         self.status = QLabel()
         self.status.setWordWrap(True)
         self.run_view = TrainingProgress(self.status)
@@ -334,9 +335,6 @@ class FineTuneWidget(QWidget):
             self.status.setText(
                 f"Fine-tuning abandoned; the best model so far is in {self.saved_path}."
             )
-        gen = getattr(worker, "_napari_unet_gen", None)
-        if gen is not None:
-            gen.close()  # the thread is done: closing runs fine_tune's cleanup now
         self.run_view.close()
         restore_animations(self._spinners)
         self._spinners = []

@@ -171,11 +171,25 @@ def check_content(record: PredictionRecord, layer: Any) -> bool:
 
 
 def write_mask(
-    session: Session, layer: Any, record: PredictionRecord, settings: MaskSettings
+    session: Session,
+    layer: Any,
+    record: PredictionRecord,
+    settings: MaskSettings,
+    mask: np.ndarray | None = None,
 ) -> None:
-    """Write the record's mask into ``layer`` in place (same array when dtypes allow)."""
+    """Write the record's mask into ``layer`` in place (same array when dtypes allow).
+
+    ``mask`` is the mask already rendered with ``settings`` (by a worker);
+    without it the mask is rendered here.
+    """
     data = layer.data
-    written = settings.render(record.prob, out=data, boundary=record.boundary)
+    if mask is None:
+        written = settings.render(record.prob, out=data, boundary=record.boundary)
+    elif mask.dtype == data.dtype and mask.shape == data.shape:
+        np.copyto(data, mask)
+        written = data
+    else:
+        written = mask
     if written is data:
         # The shape is unchanged, so the extent need not be recomputed.
         layer.refresh(extent=False)
@@ -191,13 +205,16 @@ def add_mask_layer(
     source: PredictionRecord,
     settings: MaskSettings,
     transform: dict[str, Any],
+    mask: np.ndarray | None = None,
 ) -> ShownPrediction:
     """Make a new mask layer (``"<image> mask [n]"``) and its record from ``source``'s maps.
 
     ``source`` gives the image, the probability layer, the probabilities and the
-    rim map; it is not changed.
+    rim map; it is not changed.  ``mask``, when given, is the mask already
+    rendered with ``settings``.
     """
-    mask = settings.render(source.prob, boundary=source.boundary)
+    if mask is None:
+        mask = settings.render(source.prob, boundary=source.boundary)
     layer = viewer.add_labels(
         mask, name=fresh_name(viewer, f"{source.image_layer} mask"), **transform
     )
@@ -278,12 +295,19 @@ def show_prediction(
 
 
 def rethreshold(
-    viewer: Any, session: Session, record: PredictionRecord, settings: MaskSettings, who: str
+    viewer: Any,
+    session: Session,
+    record: PredictionRecord,
+    settings: MaskSettings,
+    who: str,
+    mask: np.ndarray | None = None,
 ) -> Any:
     """Rewrite a record's mask from its cached probabilities; return the mask layer.
 
     Never runs the network.  A mask marked corrected (a cheap check, fit for a
     slider move) is kept and the mask goes to a new layer, used from then on.
+    ``mask``, when given, is the mask a worker already rendered from the
+    record's maps with ``settings``; only the layer write is left to do here.
     """
     from napari.utils.notifications import show_info
 
@@ -294,8 +318,8 @@ def rethreshold(
             "the threshold now acts on a new mask layer."
         )
         transform = spatial_transform(layer, layer.ndim)
-        return add_mask_layer(viewer, session, record, settings, transform).mask_layer
-    write_mask(session, layer, record, settings)
+        return add_mask_layer(viewer, session, record, settings, transform, mask).mask_layer
+    write_mask(session, layer, record, settings, mask)
     return layer
 
 

@@ -1,11 +1,15 @@
 """Segment: run the U-Net on an image layer, then threshold its cached probabilities live.
 
-The network runs once per Run, in a napari thread worker.  The threshold
-slider, the minimum object size, fill holes and the separate-labels toggle only
-rewrite the mask layer's data in place from the probabilities cached in the
-session's :class:`~napari_unet.gui.predictions.PredictionRecord`; the layers are
-written by :mod:`napari_unet.gui.predictions`, the path a fine-tune's
-prediction takes too.
+The network runs once per Run, in a napari thread worker, which also loads
+the shipped model on first use (the window never waits for it); a progress bar
+and the status line follow its tiles.  The threshold slider, the minimum
+object size, fill holes and the separate-labels toggle only rewrite the mask
+layer's data in place from the probabilities cached in the session's
+:class:`~napari_unet.gui.predictions.PredictionRecord`; the layers are written
+by :mod:`napari_unet.gui.predictions`, the path a fine-tune's prediction takes
+too.  On large images a mask that needs more than ``prob >= t`` is computed in
+a worker (:mod:`napari_unet.gui._mask_jobs`) and only written on the main
+thread.
 
 A mask that a person has corrected is never rewritten: neither by Run nor by
 the slider.  Both then write a new mask layer (``"<image> mask [2]"``) from the
@@ -27,6 +31,7 @@ from qtpy.QtWidgets import (
     QFormLayout,
     QHBoxLayout,
     QLabel,
+    QProgressBar,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -34,11 +39,16 @@ from qtpy.QtWidgets import (
 )
 from superqt import QLabeledDoubleSlider
 
-from napari_unet.core.errors import InputError
-from napari_unet.core.events import Notice
 from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from napari_unet.gui._layers import LayerCombo, layer_array, spatial_transform
+from napari_unet.gui._mask_jobs import MaskJobs, MaskRequest, needs_worker
 from napari_unet.gui._model_choice import ModelChoice
+from napari_unet.gui._segment_run import (
+    fill_devices,
+    load_and_predict,
+    show_progress,
+    show_uncertainty,
+)
 from napari_unet.gui.predictions import MaskSettings, rethreshold, show_prediction
 from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator, stop
@@ -62,7 +72,10 @@ class SegmentWidget(QWidget):
         The running prediction, if any.
     updates_applied : int
         How many mask rewrites the threshold controls have caused (drags are
-        coalesced: many slider moves give one rewrite per event-loop turn).
+        coalesced: many slider moves give one rewrite per event-loop turn, or
+        per finished worker computation on large images).
+    progress_bar : QProgressBar
+        Tiles predicted over the whole image or stack while Run works.
     """
 
     def __init__(self, napari_viewer: napari.viewer.Viewer) -> None:
@@ -75,6 +88,8 @@ class SegmentWidget(QWidget):
         self._pending: float | None = None
         self._last_model: Any | None = None
         self._gen: Any | None = None
+        self._running_name = ""
+        self._jobs = MaskJobs(self._mask_request, self._write_mask)
 
         # Probability maps are Image layers too, but not images to segment.
         self.image_combo = LayerCombo(napari_viewer, Image, self, exclude=self._is_probability)
@@ -108,6 +123,15 @@ class SegmentWidget(QWidget):
         self.min_size_spin.setSuffix(" px")
         self.fill_holes_check = QCheckBox("Fill holes")
         self.separate_check = QCheckBox("Show objects as separate labels")
+        self.tta_check = QCheckBox("Test-time augmentation (8x the time)")
+        self.tta_check.setToolTip(
+            "Average the predictions of the 8 flips and 90-degree rotations, and add an "
+            "'uncertainty' layer: where they disagree, a correction helps most"
+        )
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(False)
         self.status = QLabel("Choose an image layer and press Run.")
         self.status.setWordWrap(True)
 
@@ -116,6 +140,7 @@ class SegmentWidget(QWidget):
         form.addRow("Model", self.model_choice.combo)
         form.addRow("Device", self.device_combo)
         form.addRow("Tile size", self.tile_spin)
+        form.addRow(self.tta_check)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button)
         buttons.addWidget(self.cancel_button)
@@ -126,6 +151,7 @@ class SegmentWidget(QWidget):
         form.addRow(self.separate_check)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.progress_bar)
         layout.addWidget(self.status)
         layout.addStretch(1)
 
@@ -150,12 +176,7 @@ class SegmentWidget(QWidget):
         return self.session.is_probability_layer(layer.name)
 
     def _fill_devices(self) -> None:
-        from napari_unet.core.model import available_devices
-
-        for value, label in available_devices():
-            self.device_combo.addItem(label, value)
-        index = self.device_combo.findData(self.session.device)
-        self.device_combo.setCurrentIndex(max(index, 0))
+        fill_devices(self.device_combo, self.session.device)
 
     def _update_enabled(self, _busy: Any = None) -> None:
         running = self.worker is not None
@@ -175,9 +196,6 @@ class SegmentWidget(QWidget):
             The started worker, or None when nothing was started (an error
             notification says why).
         """
-        from napari_unet.core.images import is_rgb
-        from napari_unet.core.inference import iter_predict
-
         if self.worker is not None:
             show_info("Segment: a prediction is already running; wait or press Cancel.")
             return None
@@ -185,36 +203,35 @@ class SegmentWidget(QWidget):
         if layer is None:
             show_error("Segment: no image layer chosen; load an image or pick one in 'Image'.")
             return None
-        try:
-            model = self.model_choice.model()
-        except InputError as exc:
-            show_error(f"Segment: {exc}")
-            return None
+        model, label = self.model_choice.chosen()
         image = layer_array(layer)
-        if is_rgb(image) and model.config.in_channels == 1:
-            show_info(
-                f"Segment: '{layer.name}' is RGB; converted to grey for the 1-channel model."
-            )
         device = self.device_combo.currentData() or "auto"
         self.session.set_device(device)
-        gen = iter_predict(image, model, tile_size=self.tile_spin.value(), device=device)
-        # A newly chosen model brings its own tuned threshold; the same model
-        # again keeps whatever the user set on the slider.
-        threshold = None if model is self._last_model else float(model.threshold)
-        self._last_model = model
+        gen = load_and_predict(
+            image,
+            model,
+            layer.name,
+            tta=self.tta_check.isChecked(),
+            tile_size=self.tile_spin.value(),
+            device=device,
+        )
         target = {
             "image": layer.name,
             "transform": spatial_transform(layer, layer.ndim),
-            "threshold": threshold,
+            "label": label,
         }
         self._progress = progress(total=0, desc=f"Segment {layer.name}")
-        self.status.setText(f"Predicting '{layer.name}'...")
+        self._running_name = layer.name
+        self.progress_bar.setRange(0, 0)  # busy until the first tiles are done
+        self.progress_bar.setVisible(True)
+        loading = " (loading the model first)" if model is None else ""
+        self.status.setText(f"Predicting '{layer.name}'{loading}...")
         self.session.begin_work()
         self._gen = gen
         self.worker = start_generator(
             gen,
             on_yield=self._on_progress,
-            on_return=lambda maps: self._on_result(maps, target),
+            on_return=lambda result: self._on_result(*result, target),
             on_error=self._on_error,
             on_finish=self._on_finish,
         )
@@ -228,16 +245,7 @@ class SegmentWidget(QWidget):
             stop(self.worker)
 
     def _on_progress(self, event: Any) -> None:
-        if isinstance(event, Notice):
-            show_info(f"Segment: {event.message}")
-            return
-        bar = self._progress
-        if bar is None or not hasattr(event, "total"):
-            return
-        if bar.total != event.total:
-            bar.total = event.total
-        bar.update(event.step - bar.n)
-        bar.set_description(event.message or "Segment")
+        show_progress(event, self.progress_bar, self.status, self._progress, self._running_name)
 
     def _on_error(self, exc: BaseException) -> None:
         # The notification with the reason comes from the worker adapter.
@@ -255,16 +263,26 @@ class SegmentWidget(QWidget):
         if self._progress is not None:
             self._progress.close()
             self._progress = None
+        self.progress_bar.setRange(0, 1)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setVisible(False)
         self.session.end_work()
         self._update_enabled()
 
-    def _on_result(self, maps: Any, target: dict[str, Any]) -> None:
+    def _on_result(self, model: Any, maps: Any, target: dict[str, Any]) -> None:
         """Show a finished prediction: probability layer, mask layer and record."""
         image = target["image"]
-        if target["threshold"] is not None:
+        self.model_choice.adopt(model, target["label"])
+        # show_prediction writes the mask at the current settings: newer than
+        # any computing on the old maps.
+        self._jobs.supersede()
+        if model is not self._last_model:
+            # A newly chosen model brings its own tuned threshold; the same
+            # model again keeps whatever the user set on the slider.
             self.threshold_slider.blockSignals(True)
-            self.threshold_slider.setValue(target["threshold"])
+            self.threshold_slider.setValue(float(model.threshold))
             self.threshold_slider.blockSignals(False)
+        self._last_model = model
         shown = show_prediction(
             self.viewer,
             self.session,
@@ -274,18 +292,27 @@ class SegmentWidget(QWidget):
             target["transform"],
             "Segment",
         )
-        self.status.setText(
+        text = (
             f"'{image}': probabilities in '{shown.prob_layer.name}', "
-            f"mask in '{shown.mask_layer.name}'."
+            f"mask in '{shown.mask_layer.name}'"
         )
+        uncertainty = getattr(maps, "uncertainty", None)
+        if uncertainty is not None:
+            layer = show_uncertainty(self.viewer, image, uncertainty, target["transform"])
+            text += f", uncertainty in '{layer.name}' (hidden)"
+        self.status.setText(text + ".")
         self.image_combo.refresh()  # the probability layer is now known as one
         self.session.set_threshold(self.threshold_slider.value())
 
     # ------------------------------------------------------- live threshold
     @property
     def pending_updates(self) -> int:
-        """Mask rewrites waiting for the event loop: 0 or 1, never more."""
-        return int(self._timer.isActive())
+        """Mask rewrites not yet in the layer: at most one computing and one waiting.
+
+        0 means the mask layer matches the last slider value and options.
+        """
+        waiting = self._timer.isActive() or self._jobs.waiting is not None
+        return int(waiting) + int(self._jobs.running)
 
     def _schedule(self, value: float) -> None:
         self._pending = float(value)
@@ -302,8 +329,34 @@ class SegmentWidget(QWidget):
 
     def _apply_pending(self) -> None:
         value, self._pending = self._pending, None
-        if value is not None:
-            self.apply_threshold(value)
+        if value is None:
+            return
+        request = self._mask_request(value)
+        if request is not None and needs_worker(request.settings, request.prob):
+            self.session.set_threshold(value)
+            self._jobs.submit(value)
+            return
+        self._jobs.supersede()  # this write is newer than any computing one
+        self.apply_threshold(value)
+
+    def _mask_request(self, value: float) -> MaskRequest | None:
+        layer = self.image_combo.layer()
+        if layer is None:
+            return None
+        record = self.session.latest_prediction(layer.name, self.viewer.layers)
+        if record is None:
+            return None
+        return MaskRequest(record, record.prob, record.boundary, self.mask_settings(value))
+
+    def _write_mask(self, request: MaskRequest, mask: np.ndarray) -> None:
+        """Write a mask a worker computed (the corrected-mask rule holds here too)."""
+        record = request.record
+        if self.session.predictions.get(record.mask_layer) is not record:
+            return  # its layer was removed meanwhile
+        if record.mask_layer not in self.viewer.layers:
+            return
+        rethreshold(self.viewer, self.session, record, request.settings, "Segment", mask)
+        self.updates_applied += 1
 
     def apply_threshold(self, value: float | None = None) -> Any | None:
         """Rewrite the chosen image's mask layer from its cached probabilities.

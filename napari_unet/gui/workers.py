@@ -1,11 +1,11 @@
-"""The one place that starts threads: run a core generator in a napari worker."""
+"""The one place that starts threads: run a core generator or a function in a napari worker."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
 from typing import Any
 
-from napari.qt.threading import GeneratorWorker
+from napari.qt.threading import FunctionWorker, GeneratorWorker
 from napari.utils.notifications import show_error
 
 
@@ -24,8 +24,9 @@ def start_generator(
     with a one-line reason, then ``on_error`` runs.  :func:`stop` asks the
     worker to stop at the next yield.  superqt's worker does not close the
     generator when it stops, and closing it from the main thread while it runs
-    would raise, so callers close it in ``on_finish`` (it is kept on the worker
-    as ``_napari_unet_gen``) to run its ``finally`` blocks.
+    would raise; so the generator is closed here, on the main thread, when the
+    worker has finished (returned, failed or quit), which runs its ``finally``
+    blocks before ``on_finish``.
 
     Returns
     -------
@@ -37,9 +38,35 @@ def start_generator(
         return (yield from gen)
 
     worker = GeneratorWorker(_work)
-    worker._napari_unet_gen = gen  # closed by the caller in on_finish
+    # Connected first, so the generator is closed before the caller's on_finish.
+    worker.finished.connect(gen.close)
     if on_yield is not None:
         worker.yielded.connect(on_yield)
+    return _wire_and_start(worker, on_return, on_error, on_finish)
+
+
+def start_function(
+    func: Callable[[], Any],
+    *,
+    on_return: Callable[[Any], None] | None = None,
+    on_error: Callable[[BaseException], None] | None = None,
+    on_finish: Callable[[], None] | None = None,
+) -> FunctionWorker:
+    """Run a short computation (no progress, no cancel) in a napari thread worker.
+
+    ``func`` gets numpy arrays only, never a layer.  Errors become a napari
+    notification with a one-line reason, then ``on_error`` runs.
+
+    Returns
+    -------
+    FunctionWorker
+        The started worker; keep a reference until it finishes.
+    """
+    return _wire_and_start(FunctionWorker(func), on_return, on_error, on_finish)
+
+
+def _wire_and_start(worker: Any, on_return: Any, on_error: Any, on_finish: Any) -> Any:
+    """Connect the result, error and finish handlers, then start the worker."""
     if on_return is not None:
         worker.returned.connect(on_return)
 

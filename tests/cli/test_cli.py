@@ -124,6 +124,30 @@ def test_predict_writes_instances_of_a_two_output_model(tmp_path, capsys):
     assert not np.any((labels > 0) & (mask == 0))
 
 
+def test_predict_tta_writes_the_uncertainty(tmp_path, capsys):
+    from napari_unet.core.tta import iter_predict_tta
+
+    image, _ = _blobs(centres=((12, 12), (12, 28), (30, 20)))
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    torch.manual_seed(2)
+    model = build_model(base_width=4, depth=2, out_channels=2)
+    save_model(model, tmp_path / "two.pt")
+    code, out, _ = _run(
+        capsys, "predict", tmp_path / "cells.tif", "--out", tmp_path / "res",
+        "--model", tmp_path / "two.pt", "--device", "cpu", "--tta",
+    )  # fmt: skip
+    assert code == 0 and "cells_uncertainty.tif" in out
+    expected = run_to_completion(
+        iter_predict_tta(image, load_model(tmp_path / "two.pt"), device="cpu")
+    )
+    written = tifffile.imread(tmp_path / "res" / "cells_uncertainty.tif")
+    assert written.dtype == np.float32 and written.shape == image.shape
+    np.testing.assert_allclose(written, expected.uncertainty, atol=1e-6)
+    np.testing.assert_allclose(
+        tifffile.imread(tmp_path / "res" / "cells_prob.tif"), expected.proba, atol=1e-6
+    )
+
+
 def test_predict_stack_rgb_and_png_shapes(tmp_path, capsys, tiny_model):
     import imageio.v3 as iio
 

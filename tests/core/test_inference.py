@@ -265,7 +265,10 @@ def test_progress_events_per_batch_over_all_slices():
     assert len(events) == 2 * 4  # ceil(16 / 5) batches per slice
     assert [e.step for e in events] == [5, 10, 15, 16, 21, 26, 31, 32]
     assert {e.total for e in events} == {32}
-    assert "slice 2/2" in events[-1].message
+    # The bar counts over the stack; the text counts the tiles of each slice.
+    assert events[3].message == "slice 1/2, tile 16/16"
+    assert events[4].message == "slice 2/2, tile 5/16"
+    assert events[-1].message == "slice 2/2, tile 16/16"
 
 
 def test_cancel_by_closing_between_batches():

@@ -201,3 +201,57 @@ def test_errors_no_layer_and_shape_mismatch(make_napari_viewer, messages):
     widget.truth_combo.set_layer("cells mask")
     assert not widget.compute()
     assert "not a probability map" in widget.error
+
+
+def test_stack_mean_is_pinned_and_current_slice_follows_the_viewer(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    truths, probs = zip(*(scene(seed=s) for s in range(12)), strict=True)
+    truth, prob = np.stack(truths), np.stack(probs)
+    pred = mask_from_proba(prob, 0.5)
+    viewer.add_labels(truth, name="stack ground truth")
+    viewer.add_labels(pred, name="stack mask")
+    widget = DiceWidget(viewer)
+    widget.table.setMaximumHeight(90)  # a compact panel: a few rows in view
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.pred_combo.set_layer("stack mask")
+    assert widget.compute()
+    # The mean has its own line under the table, in view whatever the table shows.
+    assert widget.mean_label.isVisible()
+    assert f"Dice {widget.mean['dice']:.3f}" in widget.mean_label.text()
+    assert "12 slices" in widget.mean_label.text()
+
+    def highlighted():
+        from qtpy.QtCore import Qt
+
+        return [
+            r
+            for r in range(widget.table.rowCount())
+            if widget.table.item(r, 0).background().style() != Qt.BrushStyle.NoBrush
+        ]
+
+    assert widget.current_row == viewer.dims.current_step[0]
+    assert highlighted() == [widget.current_row]
+    viewer.dims.set_current_step(0, 9)
+    assert widget.current_row == 9 and highlighted() == [9]
+    # Scrolled into view in the short table.
+    rect = widget.table.visualItemRect(widget.table.item(9, 0))
+    assert widget.table.viewport().rect().contains(rect.center())
+    viewer.dims.set_current_step(0, 2)
+    assert widget.current_row == 2 and highlighted() == [2]
+    # A new computation (a mask edit) keeps the highlight on the viewer's slice.
+    count = widget.computations
+    viewer.layers["stack mask"].data = mask_from_proba(prob, 0.6)
+    wait_computed(qtbot, widget, count)
+    assert highlighted() == [2]
+
+
+def test_no_mean_line_for_one_image(make_napari_viewer):
+    viewer = make_napari_viewer()
+    truth, prob = scene()
+    viewer.add_labels(truth, name="cells ground truth")
+    viewer.add_labels(mask_from_proba(prob, 0.5), name="cells mask")
+    widget = DiceWidget(viewer)
+    widget.pred_combo.set_layer("cells mask")
+    assert widget.compute()
+    assert not widget.mean_label.isVisible() and widget.current_row is None

@@ -1,4 +1,4 @@
-"""Every sample opens through napari's menu path, and the main job docks every widget."""
+"""Every sample opens through napari's menu path, and the main job docks the panel."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import yaml
 
-from napari_unet.gui.demo import WIDGETS, open_demo
+from napari_unet.gui.demo import choose_qt_api, open_demo
+from napari_unet.gui.panel import STEPS, UNetPanel
 
 pytestmark = pytest.mark.gui
 
@@ -47,13 +48,28 @@ def test_nuclei_sample_is_the_shipped_pair(make_napari_viewer):
     assert len(np.unique(viewer.layers["nuclei ground truth"].data)) - 1 == 125
 
 
-def test_demo_docks_every_widget(make_napari_viewer):
+def test_demo_docks_the_panel(make_napari_viewer):
     viewer = make_napari_viewer()
-    docked = open_demo(viewer)
-    assert list(docked) == WIDGETS
+    panel = open_demo(viewer)
+    assert isinstance(panel, UNetPanel)
+    assert [s.title for s in panel.sections] == [step.title for step in STEPS]
     assert "nuclei" in viewer.layers
-    for widget in docked.values():
-        assert widget is not None
+    # One dock, not six tabs.
+    plugin_docks = [name for name in viewer.window.dock_widgets if "napari-unet" in name]
+    assert len(plugin_docks) == 1
+
+
+def test_demo_prefers_pyqt6_and_keeps_a_chosen_binding(monkeypatch):
+    """napari's PyQt5 deprecation toast covers the canvas; the main command avoids PyQt5."""
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: object())
+    environ: dict[str, str] = {}
+    assert choose_qt_api(environ) == "pyqt6"
+    assert environ == {"QT_API": "pyqt6"}
+    assert choose_qt_api({"QT_API": "pyqt5"}) == "pyqt5"
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert choose_qt_api({}) is None
 
 
 @pytest.mark.slow
@@ -72,3 +88,21 @@ def test_every_widget_docks_on_pyqt6(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert shot.exists() and shot.stat().st_size > 10_000
     assert "PyQt6" in result.stdout
+
+
+@pytest.mark.slow
+def test_main_command_shows_no_pyqt5_deprecation(tmp_path):
+    """Without QT_API the main command runs on PyQt6, so napari has no PyQt5 toast to show."""
+    pytest.importorskip("PyQt6")
+    shot = tmp_path / "main.png"
+    env = {k: v for k, v in os.environ.items() if k != "QT_API"}
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_unet.gui.demo", "--headless", "--screenshot", str(shot)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Qt binding: PyQt6" in result.stdout
+    assert "PyQt5 backend is deprecated" not in result.stdout + result.stderr

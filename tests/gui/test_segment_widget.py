@@ -324,3 +324,169 @@ def test_docked_widgets_share_the_session_without_private_access(
     correct.undo()
     private = [w for w in recwarn if "Private attribute" in str(w.message)]
     assert not private, [str(w.message) for w in private]
+
+
+def test_slow_mask_options_run_in_a_worker_and_end_on_the_last_value(
+    make_napari_viewer, qtbot, tiny_model_path, monkeypatch
+):
+    from napari_unet.core.instances import instances_from_maps
+    from napari_unet.gui import _mask_jobs
+
+    # A 128x128 image stands in for a large one: the limit is lowered.
+    monkeypatch.setattr(_mask_jobs, "WORKER_MIN_PIXELS", 1_000)
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs((128, 128)), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    record = get_session(viewer).predictions["cells mask"]
+    layer = viewer.layers["cells mask"]
+
+    def expected(t):
+        return instances_from_maps(record.prob, record.boundary, t, min_size=5, fill_holes=True)
+
+    widget.min_size_spin.setValue(5)
+    widget.fill_holes_check.setChecked(True)
+    widget.separate_check.setChecked(True)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=5_000)
+    np.testing.assert_array_equal(layer.data, expected(widget.threshold_slider.value()))
+
+    # One slider move: when the event loop turns, the mask is only asked for;
+    # the layer is unchanged until the worker's result comes back.
+    before = layer.data.copy()
+    t = float(np.quantile(record.prob, 0.7))
+    widget.threshold_slider.setValue(t)
+    widget._timer.stop()
+    widget._apply_pending()  # what the timer does
+    assert widget._jobs.running and widget.pending_updates == 1
+    np.testing.assert_array_equal(layer.data, before)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=5_000)
+    np.testing.assert_array_equal(layer.data, expected(widget.threshold_slider.value()))
+
+    # A drag faster than the worker: one computing, one waiting (the latest
+    # value replaces the waiting one), and the last value wins.
+    applied = widget.updates_applied
+    values = np.linspace(0.2, 0.8, 30)
+    for value in values:
+        widget.threshold_slider.setValue(float(value))
+        widget._timer.stop()
+        widget._apply_pending()  # no event-loop turn: the first is still computing
+        assert widget.pending_updates <= 2
+    assert widget.pending_updates == 2
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=10_000)
+    assert widget.updates_applied - applied == 2
+    assert widget.threshold_slider.value() == pytest.approx(values[-1])
+    np.testing.assert_array_equal(layer.data, expected(widget.threshold_slider.value()))
+    assert viewer.layers["cells mask"] is layer
+
+    # The plain threshold stays synchronous, whatever the size.
+    widget.min_size_spin.setValue(0)
+    widget.fill_holes_check.setChecked(False)
+    widget.separate_check.setChecked(False)
+    widget._timer.stop()
+    widget._apply_pending()
+    assert not widget._jobs.running
+    np.testing.assert_array_equal(layer.data, record.prob >= np.float32(values[-1]))
+
+
+def test_worker_masks_never_overwrite_a_corrected_mask(
+    make_napari_viewer, qtbot, tiny_model_path, monkeypatch, messages
+):
+    from napari_unet.gui import _mask_jobs
+
+    monkeypatch.setattr(_mask_jobs, "WORKER_MIN_PIXELS", 1_000)
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    run_and_wait(qtbot, widget)
+    corrected = viewer.layers["cells mask"]
+    corrected.paint((5, 5), 7)
+    snapshot = corrected.data.copy()
+    widget.fill_holes_check.setChecked(True)
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=5_000)
+    np.testing.assert_array_equal(corrected.data, snapshot)
+    assert any("holds corrections" in m for m in messages)
+    from napari_unet.core.postprocess import mask_from_proba
+
+    prob = get_session(viewer).predictions["cells mask [2]"].prob
+    t = widget.threshold_slider.value()
+    np.testing.assert_array_equal(
+        viewer.layers["cells mask [2]"].data, mask_from_proba(prob, t, fill_holes=True)
+    )
+
+
+def test_first_run_loads_the_default_model_in_the_worker(make_napari_viewer, qtbot):
+    import sys
+    import threading
+
+    opened: list[str] = []
+    watching = [True]
+
+    def audit(event, args):
+        # Python's audit hook sees every file open, in whichever thread.
+        if watching[0] and event == "open" and str(args[0]).endswith("default.pt"):
+            opened.append(threading.current_thread().name)
+
+    sys.addaudithook(audit)  # cannot be removed; switched off below
+    try:
+        viewer = make_napari_viewer()
+        viewer.add_image(blobs(), name="cells")
+        widget = SegmentWidget(viewer)
+        widget.device_combo.setCurrentIndex(widget.device_combo.findData("cpu"))
+        session = get_session(viewer)
+        assert session.model is None
+        worker = widget.run()
+        assert worker is not None
+        # run() returned without loading: the worker loads the model.
+        assert session.model is None
+        assert "loading the model" in widget.status.text()
+        with qtbot.waitSignal(worker.finished, timeout=120_000):
+            pass
+        qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
+        assert opened and threading.main_thread().name not in opened
+        assert session.model is not None and session.model_label == "default"
+        assert widget.model_choice.combo.currentText() == "default (shipped)"
+        assert widget.threshold_slider.value() == pytest.approx(session.model.threshold, abs=1e-3)
+        assert "cells mask" in viewer.layers
+        # The second Run reuses the loaded model.
+        count = len(opened)
+        run_and_wait(qtbot, widget)
+        assert len(opened) == count
+    finally:
+        watching[0] = False
+
+
+def test_progress_bar_and_per_slice_tile_counter(make_napari_viewer, qtbot, tiny_model_path):
+    viewer = make_napari_viewer()
+    # Each 64x1000 slice takes several 432-px tiles.
+    viewer.add_image(np.stack([blobs((64, 1000), seed=s) for s in range(2)]), name="strip")
+    widget = make_widget(viewer, tiny_model_path)
+    widget.tile_spin.setValue(432)
+    seen = []
+    worker = widget.run()
+    assert widget.progress_bar.isVisibleTo(widget)
+
+    def record(event):
+        # Connected after the widget's own handler: sees what it made of the event.
+        seen.append(
+            (
+                event,
+                widget.status.text(),
+                widget.progress_bar.value(),
+                widget.progress_bar.maximum(),
+            )
+        )
+
+    worker.yielded.connect(record)
+    with qtbot.waitSignal(worker.finished, timeout=60_000):
+        pass
+    qtbot.waitUntil(lambda: widget.worker is None, timeout=5_000)
+    per_slice = seen[-1][0].total // 2
+    assert per_slice > 1
+    last_of = {}
+    for event, text, value, maximum in seen:
+        assert value == event.step and maximum == event.total  # the bar counts the stack
+        assert text.startswith("Predicting 'strip': slice ")
+        last_of[text.split(",")[0]] = text
+    assert last_of["Predicting 'strip': slice 1/2"].endswith(f"tile {per_slice}/{per_slice}")
+    assert last_of["Predicting 'strip': slice 2/2"].endswith(f"tile {per_slice}/{per_slice}")
+    assert not widget.progress_bar.isVisibleTo(widget)

@@ -28,13 +28,14 @@ def _weights(model):
 
 def test_whole_loop(make_napari_viewer, qtbot, tmp_path):
     viewer = make_napari_viewer()
-    widgets = open_demo(viewer)  # the sample and every widget, as the main job shows them
+    panel = open_demo(viewer)  # the sample and the panel, as the main job shows them
     session = get_session(viewer)
-    segment = widgets["Segment"]
-    correct = widgets["Correct masks"]
-    finetune = widgets["Fine-tune"]
-    weightmap = widgets["Border weight map"]
-    dice_widget = widgets["Dice vs ground truth"]
+    steps = panel.steps  # the one "napari U-Net" panel holds every step
+    segment = steps["segment"]
+    correct = steps["correct"]
+    finetune = steps["finetune"]
+    weightmap = steps["weightmap"]
+    dice_widget = steps["dice"]
     # All widgets share the one session of this viewer.
     assert all(get_session(w.viewer) is session for w in (segment, finetune))
 

@@ -1,0 +1,94 @@
+"""Segment's work in the worker and its extra layer: model loading, TTA, uncertainty."""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import numpy as np
+
+from napari_unet.core.events import Notice, Progress
+from napari_unet.gui._layers import fresh_name
+from napari_unet.gui._model_choice import DEFAULT
+
+
+def load_and_predict(
+    image: np.ndarray, model: Any | None, name: str, *, tta: bool = False, **options: Any
+) -> Generator[Any, None, tuple[Any, Any]]:
+    """Load the shipped model if ``model`` is None, then predict; runs in the worker.
+
+    With ``tta`` the 8 flips and rotations are predicted and averaged
+    (:func:`napari_unet.core.tta.iter_predict_tta`), and the prediction
+    carries their spread as ``uncertainty``.  Yields the prediction's events
+    (a busy :class:`Progress` while loading); returns ``(model, Prediction)``.
+    """
+    from napari_unet.core.checkpoint import load_model
+    from napari_unet.core.images import is_rgb
+    from napari_unet.core.inference import iter_predict
+    from napari_unet.core.tta import iter_predict_tta
+
+    if model is None:
+        yield Progress(0, 0, "loading the model")
+        model = load_model(DEFAULT)
+    if is_rgb(image) and model.config.in_channels == 1:
+        yield Notice(f"'{name}' is RGB; converted to grey for the 1-channel model.")
+    predict = iter_predict_tta if tta else iter_predict
+    maps = yield from predict(image, model, **options)
+    return model, maps
+
+
+def uncertainty_name(image: str) -> str:
+    """Name of the uncertainty layer of image layer ``image``."""
+    return f"{image} uncertainty"
+
+
+def show_uncertainty(viewer: Any, image: str, uncertainty: np.ndarray, transform: dict) -> Any:
+    """Write the TTA uncertainty into its Image layer (made hidden the first time)."""
+    from napari.layers import Image
+
+    name = uncertainty_name(image)
+    layer = viewer.layers[name] if name in viewer.layers else None
+    if isinstance(layer, Image) and layer.data.shape == uncertainty.shape:
+        layer.data = uncertainty
+        return layer
+    top = float(max(np.percentile(uncertainty, 99.9), 1e-6))
+    return viewer.add_image(
+        uncertainty,
+        name=fresh_name(viewer, name),
+        colormap="viridis",
+        contrast_limits=(0.0, top),
+        blending="additive",
+        visible=False,
+        **transform,
+    )
+
+
+def fill_devices(combo: Any, current: str) -> None:
+    """Offer every available device in ``combo`` and select ``current`` (else the first)."""
+    from napari_unet.core.devices import available_devices
+
+    for value, label in available_devices():
+        combo.addItem(label, value)
+    combo.setCurrentIndex(max(combo.findData(current), 0))
+
+
+def show_progress(event: Any, bar: Any, status: Any, activity: Any, name: str) -> None:
+    """Show a prediction event in the widget's bar and status, and napari's activity panel."""
+    from napari.utils.notifications import show_info
+
+    if isinstance(event, Notice):
+        show_info(f"Segment: {event.message}")
+        return
+    if not isinstance(event, Progress):
+        return
+    if event.total > 0:
+        bar.setRange(0, event.total)
+        bar.setValue(event.step)
+    if event.message:
+        status.setText(f"Predicting '{name}': {event.message}")
+    if activity is None:
+        return
+    if activity.total != event.total:
+        activity.total = event.total
+    activity.update(event.step - activity.n)
+    activity.set_description(event.message or "Segment")
