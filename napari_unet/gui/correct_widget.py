@@ -29,6 +29,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet.core.errors import InputError
 from napari_unet.gui._layers import LayerCombo, image_name_for, layer_array
+from napari_unet.gui._text import plural
 from napari_unet.gui._training_files import save_pair
 from napari_unet.gui.predictions import check_content, mark_corrected
 from napari_unet.gui.session import TrainingPair, get_session
@@ -374,11 +375,11 @@ class CorrectMasksWidget(QWidget):
         efforts = [p.effort_dice for p in pairs if not math.isnan(p.effort_dice)]
         effort_text = f"; correction effort Dice {np.mean(efforts):.3f}" if efforts else ""
         saved = f" and saved to {folder}" if all(p.path for p in pairs) else ""
-        show_info(f"Accepted {len(pairs)} pair(s){saved}{effort_text}.")
+        show_info(f"Accepted {plural(len(pairs), 'pair')}{saved}{effort_text}.")
         return pairs
 
     def _show_count(self, count: int) -> None:
-        self.count_label.setText(f"Training set: {count} pair(s)")
+        self.count_label.setText(f"Training set: {plural(count, 'pair')}")
 
     def _on_folder_edited(self) -> None:
         self.session.set_training_dir(self.folder_edit.text())

@@ -43,6 +43,7 @@ from napari_unet.gui._animations import restore_animations, slow_animations
 from napari_unet.gui._finetune_form import FineTuneForm
 from napari_unet.gui._finetune_progress import TrainingProgress, train_and_save
 from napari_unet.gui._repredict import Repredictor, guess_image_layer
+from napari_unet.gui._text import plural
 from napari_unet.gui._training_files import start_autosave
 from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator, stop
@@ -160,7 +161,7 @@ class FineTuneWidget(QWidget):
     def _show_count(self, *_: Any) -> None:
         n = len(self.session.training_set)
         self.count_label.setText(
-            f"Training set: {_plural(n, 'accepted pair')}"
+            f"Training set: {plural(n, 'accepted pair')}"
             if n
             else "Training set: empty; correct a mask and press Accept first."
         )
@@ -266,7 +267,7 @@ class FineTuneWidget(QWidget):
         # window, and doing it inside this click would add to one long stall.
         QTimer.singleShot(0, self._open_bar)
         self._spinners = slow_animations(SPINNER_SPEED_PERCENT)
-        self.status.setText(f"Fine-tuning on {_plural(len(pairs), 'pair')}...")
+        self.status.setText(f"Fine-tuning on {plural(len(pairs), 'pair')}...")
         self.session.begin_work()
         self.worker = start_generator(
             train_and_save(gen, self._state, path),
@@ -313,7 +314,7 @@ class FineTuneWidget(QWidget):
                 f"more images or train longer. (Its copy is in {self.saved_path}.)"
             )
             return
-        label = f"fine-tuned ({_plural(self._n_pairs, 'pair')}"
+        label = f"fine-tuned ({plural(self._n_pairs, 'pair')}"
         if not math.isnan(result.best_dice):
             label += f", validation Dice {result.best_dice:.3f}"
         label += ")"
@@ -386,7 +387,3 @@ class FineTuneWidget(QWidget):
         path, _ = QFileDialog.getSaveFileName(self, "Save model", start, MODEL_FILTER)
         if path:
             self.save_to(path)
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

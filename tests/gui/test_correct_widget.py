@@ -135,7 +135,7 @@ def test_accept_saves_pair_counts_and_effort(make_napari_viewer, tmp_path):
 
     pairs = widget.accept()
     assert len(pairs) == 1 and counts == [1]
-    assert widget.count_label.text() == "Training set: 1 pair(s)"
+    assert widget.count_label.text() == "Training set: 1 pair"
     pair = session.training_set[0]
     np.testing.assert_array_equal(pair.mask, layer.data)
     # The instances stay instances: the touching objects 2 and 3 keep the
