@@ -131,23 +131,27 @@ class FineTuneForm(QWidget):
         layout.addLayout(form)
         layout.addWidget(augment_box)
 
-    def settings(self, device: str) -> dict[str, Any]:
-        """Return the ``fine_tune`` keyword arguments the controls describe."""
+    def settings(self, device: str) -> Any:
+        """Return the :class:`~napari_unet.core.training_config.FineTuneConfig` shown."""
         from napari_unet.core.augment import AugmentConfig
+        from napari_unet.core.training_config import FineTuneConfig
 
         switches = {name: check.isChecked() for name, check in self.augment_checks.items()}
         minutes = self.minutes_spin.value()
-        return {
-            "epochs": self.epochs_spin.value() or None,
-            "max_minutes": minutes if minutes > 0 else None,
-            "lr": self.lr_spin.value(),
-            "loss": self.loss_combo.currentData(),
-            "val_fraction": self.val_spin.value(),
-            "patch_size": self.patch_spin.value(),
-            "augment": replace(AugmentConfig(), **switches),
-            "device": device,
-            "replay": self.replay_set() if self.replay_check.isChecked() else None,
-        }
+        return FineTuneConfig(
+            epochs=self.epochs_spin.value() or None,
+            max_minutes=minutes if minutes > 0 else None,
+            lr=self.lr_spin.value(),
+            loss=self.loss_combo.currentData(),
+            val_fraction=self.val_spin.value(),
+            patch_size=self.patch_spin.value(),
+            augment=replace(AugmentConfig(), **switches),
+            device=device,
+        )
+
+    def replay(self) -> tuple[list, list] | None:
+        """Return the replay images and labels when "Keep what ... knows" is ticked."""
+        return self.replay_set() if self.replay_check.isChecked() else None
 
     def replay_set(self) -> tuple[list, list] | None:
         """Return the shipped replay set (read once per form), or None if it is missing."""

@@ -42,7 +42,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet.core.errors import InputError
 from napari_unet.gui._layers import LayerCombo, base_name
-from napari_unet.gui.plot import CurvePlot
+from napari_unet.gui.live_plot import LivePlot
 from napari_unet.gui.session import get_session
 
 if TYPE_CHECKING:
@@ -124,9 +124,9 @@ class DiceWidget(QWidget):
         self.mean_label = QLabel("")
         self.mean_label.setWordWrap(True)
         self.mean_label.setVisible(False)
-        self.plot = CurvePlot("threshold", "Dice", parent=self)
-        self.plot.axes.set_xlim(0.0, 1.0)
-        self.plot.axes.set_ylim(0.0, 1.02)
+        self.plot = LivePlot(
+            "threshold", "Dice", xlim=(0.0, 1.0), ylim=(0.0, 1.02), whole_x=False, parent=self
+        )
         self.status = QLabel("Choose a prediction and a ground-truth layer.")
         self.status.setWordWrap(True)
 

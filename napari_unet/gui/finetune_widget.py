@@ -182,8 +182,8 @@ class FineTuneWidget(QWidget):
         """The last note of the run ("" when none)."""
         return self.run_view.notice
 
-    def settings(self) -> dict[str, Any]:
-        """Return the ``fine_tune`` keyword arguments the controls describe."""
+    def settings(self) -> Any:
+        """Return the :class:`~napari_unet.core.training_config.FineTuneConfig` shown."""
         return self.form.settings(self.session.device)
 
     def replay_set(self) -> tuple[list, list] | None:
@@ -226,8 +226,12 @@ class FineTuneWidget(QWidget):
         except InputError as exc:
             show_error(f"Fine-tune: {exc}")
             return None
-        settings = self.settings()
-        if settings["epochs"] is None and settings["max_minutes"] is None:
+        try:
+            config = self.settings()
+        except InputError as exc:
+            show_error(f"Fine-tune: {exc}")
+            return None
+        if config.epochs is None and config.max_minutes is None:
             show_error("Fine-tune: set a number of epochs or a time budget.")
             return None
         path = self.autosave_path()
@@ -248,8 +252,9 @@ class FineTuneWidget(QWidget):
             start_model,
             [p.image.copy() for p in pairs],
             [p.mask.copy() for p in pairs],
+            config,
             rois=self.roi_arrays(pairs),
-            **settings,
+            replay=self.form.replay(),
             should_stop=self._stop.is_set,
             state=self._state,
         )

@@ -1,11 +1,11 @@
-"""A light live plot for the training curves, painted with QPainter.
+"""The plugin's one plot widget: curves painted with QPainter.
 
 The fine-tune plot is redrawn after every epoch while two training threads
 keep both cores of a small machine busy.  A matplotlib redraw there cost about
 100 ms of event-loop time (see BENCHMARKS.md); painting a few polylines and
 tick labels directly costs about a millisecond, so the window stays
-responsive.  The Dice-versus-threshold plot, drawn once per computation, keeps
-matplotlib (:mod:`napari_unet.gui.plot`).
+responsive.  The Dice-versus-threshold curve uses the same widget with fixed
+axes.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class _Curve:
 
 
 class LivePlot(QWidget):
-    """Curves against a shared whole-number x axis (epochs), on one or two y axes.
+    """Curves against a shared x axis (epochs by default), on one or two y axes.
 
     Parameters
     ----------
@@ -50,6 +50,11 @@ class LivePlot(QWidget):
     zoom_right
         Zoom the right axis to its curves' values (round ticks, within
         ``right_ylim``) so that close values stay apart.
+    xlim, ylim
+        Fixed ranges of the x axis and the left y axis; by default they follow
+        the data.
+    whole_x
+        Label only whole numbers on the x axis (epochs).
     """
 
     def __init__(
@@ -60,6 +65,9 @@ class LivePlot(QWidget):
         right_ylabel: str | None = None,
         right_ylim: tuple[float, float] = (0.0, 1.0),
         zoom_right: bool = False,
+        xlim: tuple[float, float] | None = None,
+        ylim: tuple[float, float] | None = None,
+        whole_x: bool = True,
         parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
@@ -70,7 +78,8 @@ class LivePlot(QWidget):
         self._right_ylim = right_ylim
         self._zoom_right = zoom_right
         self._curves: dict[str, _Curve] = {}
-        self._markers: dict[str, tuple[float, QColor]] = {}
+        self._markers: dict[str, tuple[float, float | None, QColor]] = {}
+        self._xlim, self._ylim, self._whole_x = xlim, ylim, whole_x
 
     # -- data ---------------------------------------------------------------
     def color_ylabels(self, left: str, right: str | None = None) -> None:
@@ -94,15 +103,28 @@ class LivePlot(QWidget):
         curve = self._curves.get(key)
         return ([], []) if curve is None else (list(curve.xs), list(curve.ys))
 
-    def set_marker(self, key: str, x: float, *, color: str = "#81c784") -> None:
-        """Mark ``x`` with a dashed vertical line."""
-        self._markers[key] = (float(x), QColor(color))
+    def set_curve(self, key: str, xs, ys, *, right: bool = False, color: str = "#ffffff") -> None:
+        """Replace the points of the curve ``key`` (created on first use)."""
+        self._curves[key] = _Curve(QColor(color), right, [float(x) for x in xs],
+                                   [float(y) for y in ys])  # fmt: skip
+        self.update()
+
+    def set_marker(
+        self, key: str, x: float, y: float | None = None, *, color: str = "#81c784"
+    ) -> None:
+        """Mark ``x`` with a dashed vertical line, and the point ``(x, y)`` if given."""
+        self._markers[key] = (float(x), None if y is None else float(y), QColor(color))
         self.update()
 
     def marker_x(self, key: str) -> float | None:
         """Return the x position of the marker ``key``, or ``None``."""
         marker = self._markers.get(key)
         return None if marker is None else marker[0]
+
+    def marker_y(self, key: str) -> float | None:
+        """Return the y position of the marker ``key``, or ``None``."""
+        marker = self._markers.get(key)
+        return None if marker is None else marker[1]
 
     def clear_curves(self) -> None:
         """Remove every curve and marker."""
@@ -129,6 +151,10 @@ class LivePlot(QWidget):
         x_range = (min(xs, default=0.0), max(xs, default=1.0))
         if x_range[1] - x_range[0] < 1:
             x_range = (x_range[0], x_range[0] + 1)
+        if self._xlim is not None:
+            x_range = self._xlim
+        if self._ylim is not None:
+            return x_range, self._ylim
         y_range = (min(left, default=0.0), max(left, default=1.0))
         pad = (y_range[1] - y_range[0]) * 0.05 or max(abs(y_range[0]) * 0.05, 0.05)
         return x_range, (y_range[0] - pad, y_range[1] + pad)
@@ -161,12 +187,13 @@ class LivePlot(QWidget):
         painter.setPen(QPen(_FOREGROUND, 1))
         painter.drawRect(area)
         metrics = painter.fontMetrics()
-        for tick in nice_ticks(x0, x1):
-            if tick != int(tick):
+        x_ticks = nice_ticks(x0, x1)
+        for tick in x_ticks:
+            if self._whole_x and tick != int(tick):
                 continue  # x counts epochs: whole numbers only
             x = px(tick)
             painter.drawLine(QPointF(x, area.bottom()), QPointF(x, area.bottom() + 3))
-            text = f"{tick:g}"
+            text = f"{tick:g}" if self._whole_x else tick_text(tick, x_ticks)
             painter.drawText(
                 QPointF(x - metrics.horizontalAdvance(text) / 2, area.bottom() + 14), text
             )
@@ -194,10 +221,13 @@ class LivePlot(QWidget):
             self._vertical_label(painter, "right", self.width() - 4, area)
 
         painter.setClipRect(area.adjusted(-4, -4, 4, 4))
-        for x, color in self._markers.values():
+        for x, y, color in self._markers.values():
             pen = QPen(color, 1, Qt.DashLine)
             painter.setPen(pen)
             painter.drawLine(QPointF(px(x), area.top()), QPointF(px(x), area.bottom()))
+            if y is not None:
+                painter.setBrush(color)
+                painter.drawEllipse(QPointF(px(x), py(y)), 4.0, 4.0)
         for curve in self._curves.values():
             points = [
                 QPointF(px(x), py(y, curve.right))

@@ -121,6 +121,7 @@ def test_probability_prediction_follows_threshold_and_best_button(make_napari_vi
     np.testing.assert_allclose(xs, thresholds)
     np.testing.assert_allclose(ys, dices)
     assert widget.plot.marker_x("best") == pytest.approx(best_t)
+    assert widget.plot.marker_y("best") == pytest.approx(best_d)
     assert 0.35 < best_t < 0.65  # the grown rims sit at 0.35-0.65
 
     assert widget.best_button.isEnabled()

@@ -254,7 +254,7 @@ def test_time_budget_alone_runs_until_spent_and_says_why(make_napari_viewer, qtb
     widget.roi_combo.set_layer("roi")
     rois = widget.roi_arrays(list(session.training_set))
     assert len(rois) == 2 and all(np.array_equal(r, roi > 0) for r in rois)
-    assert widget.settings()["epochs"] is None
+    assert widget.settings().epochs is None
     assert widget.start() is not None
     wait_idle(qtbot, widget)
     result = widget.result

@@ -35,3 +35,18 @@ def test_right_axis_zooms_only_when_asked(qtbot):
     assert fixed.right_range() == (0.0, 1.0)
     assert zoomed.right_range() == pytest.approx((0.964, 0.976))
     assert zoomed.right_ticks()[:2] == ["0.964", "0.966"]
+
+
+def test_fixed_axes_replaced_curves_and_point_markers(qtbot):
+    plot = LivePlot("threshold", "Dice", xlim=(0.0, 1.0), ylim=(0.0, 1.02), whole_x=False)
+    qtbot.addWidget(plot)
+    plot.resize(300, 200)
+    plot.set_curve("Dice", [0.1, 0.5, 0.9], [0.2, 0.8, 0.4], color="#4fc3f7")
+    plot.set_curve("Dice", [0.2, 0.6], [0.3, 0.7])  # replaces, not appends
+    assert plot.curve("Dice") == ([0.2, 0.6], [0.3, 0.7])
+    assert plot._ranges() == ((0.0, 1.0), (0.0, 1.02))  # the data does not move the axes
+    plot.set_marker("best", 0.6, 0.7)
+    plot.set_marker("current", 0.5, color="#9e9e9e")
+    assert (plot.marker_x("best"), plot.marker_y("best")) == (0.6, 0.7)
+    assert plot.marker_y("current") is None
+    assert plot.grab().toImage().width() == 300
