@@ -83,11 +83,14 @@ def main() -> None:
     # Where the longest gaps were: while the worker computed, or while the
     # main thread showed the result (adding two 2048x2048 layers).
     result_at = marks.get("result", float("inf")) - start
+    # A gap belongs to the result display when it ends after the last batch was
+    # reported: the tick before it may come just before the report.
+    ends = np.asarray(ticks[1:]) - start
     for k in np.argsort(busy)[::-1][:5]:
         at = ticks[k] - start
-        phase = "showing result" if at >= result_at - 1e-3 else "worker predicting"
+        phase = "showing result" if ends[k] >= result_at else "worker predicting"
         print(f"  gap {busy[k]:6.1f} ms starting at {at:6.2f} s ({phase})")
-    during = busy[np.asarray(ticks[:-1]) - start < result_at - 1e-3]
+    during = busy[ends < result_at]
 
     for name, gaps in (("idle", idle), ("during prediction", busy)):
         print(

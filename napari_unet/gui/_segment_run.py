@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Generator
 from typing import Any
 
@@ -27,6 +28,9 @@ def load_and_predict(
     from napari_unet.core.inference import iter_predict
     from napari_unet.core.tta import iter_predict_tta
 
+    # napari's first Labels layer imports pandas (about 0.3 s here); importing it
+    # in this worker keeps that off the main thread when the mask layer is made.
+    importlib.import_module("pandas")
     if model is None:
         yield Progress(0, 0, "loading the model")
         model = load_model(DEFAULT)
