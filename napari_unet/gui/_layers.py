@@ -139,3 +139,19 @@ def spatial_transform(image_layer: Any, ndim: int) -> dict[str, Any]:
     if len(scale) != ndim:
         return {}
     return {"scale": scale, "translate": translate}
+
+
+def layer_names(combo: LayerCombo) -> list[str]:
+    """Return the names of the layers a layer box offers."""
+    return [layer.name for layer in combo.layers()]
+
+
+def unwrap(layer: Any) -> Any:
+    """Return the layer behind napari's public proxy (widgets get proxies of one layer)."""
+    return getattr(layer, "__wrapped__", layer)
+
+
+def shown_slice(layer: Any, viewer: Any, n_slices: int) -> int:
+    """Return the slice of a stack layer the viewer shows (any scale or offset)."""
+    z = layer.world_to_data(viewer.dims.point)[0]
+    return int(np.clip(np.round(z), 0, n_slices - 1))

@@ -26,22 +26,23 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
-from qtpy.QtGui import QBrush, QColor
 from qtpy.QtWidgets import (
-    QAbstractItemView,
     QFormLayout,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_unet.core.errors import InputError
-from napari_unet.gui._layers import LayerCombo, base_name
+from napari_unet.gui._layers import LayerCombo, base_name, layer_names, shown_slice, unwrap
+from napari_unet.gui._score_table import (
+    fill_score_table,
+    highlight_row,
+    mean_text,
+    score_table,
+)
 from napari_unet.gui.live_plot import LivePlot
 from napari_unet.gui.session import get_session
 
@@ -49,19 +50,6 @@ if TYPE_CHECKING:
     import napari
 
 DEBOUNCE_MS = 80
-_CURRENT = QColor(79, 195, 247, 90)  # the plot's Dice colour, translucent
-COLUMNS = ("slice", "Dice", "IoU", "F1@.5", "AP@.5", "AP@.75", "AP@.9", "DSB")
-_KEYS = ("dice", "iou", "f1", "ap50", "ap75", "ap90", "dsb")
-_TIPS = (
-    "",
-    "Dice of the foreground pixels",
-    "intersection over union of the foreground pixels",
-    "object F1: objects matched one to one at IoU > 0.5",
-    "average precision tp / (tp + fp + fn) at IoU 0.5",
-    "average precision at IoU 0.75",
-    "average precision at IoU 0.9",
-    "DSB 2018 score: mean average precision over IoU 0.5, 0.55, ..., 0.95",
-)
 
 
 class DiceWidget(QWidget):
@@ -111,15 +99,7 @@ class DiceWidget(QWidget):
         self.best_button = QPushButton("Use best threshold")
         self.best_button.setEnabled(False)
         self.best_button.setToolTip("Set the Segment threshold slider to the best threshold.")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        for c, tip in enumerate(_TIPS):
-            self.table.horizontalHeaderItem(c).setToolTip(tip)
-        self.table.setEditTriggers(QAbstractItemView.NoEditTriggers)
-        self.table.verticalHeader().setVisible(False)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeToContents)
-        self.table.setMinimumHeight(60)
-        self.table.setMaximumHeight(200)
+        self.table = score_table()
         # The mean of a stack stays in view whatever the table scrolls to.
         self.mean_label = QLabel("")
         self.mean_label.setWordWrap(True)
@@ -174,12 +154,12 @@ class DiceWidget(QWidget):
         predicted = [n for n in self.session.predictions if n in self.viewer.layers]
         truth = self.truth_combo.currentText()
         if not self._truth_by_hand and "ground truth" not in truth:
-            named = [n for n in _names(self.truth_combo) if "ground truth" in n]
+            named = [n for n in layer_names(self.truth_combo) if "ground truth" in n]
             if named:
                 self.truth_combo.set_layer(named[0])
             elif truth in predicted:
                 # Segment's own mask is no ground truth: another mask, or none yet.
-                other = [n for n in _names(self.truth_combo) if n not in predicted]
+                other = [n for n in layer_names(self.truth_combo) if n not in predicted]
                 self._choose(self.truth_combo, other[0] if other else None)
             truth = self.truth_combo.currentText()
         if self._could_be_prediction(self.pred_combo.layer()):
@@ -224,7 +204,7 @@ class DiceWidget(QWidget):
         self._watched = [
             layer
             for layer in {
-                id(_unwrap(x)): x for x in (self.pred_combo.layer(), self.truth_combo.layer())
+                id(unwrap(x)): x for x in (self.pred_combo.layer(), self.truth_combo.layer())
             }.values()
             if layer is not None
         ]
@@ -238,7 +218,7 @@ class DiceWidget(QWidget):
     def _on_layer_edit(self, event: Any = None) -> None:
         source = getattr(event, "source", None)
         truth = self.truth_combo.layer()
-        if source is not None and truth is not None and _unwrap(source) is _unwrap(truth):
+        if source is not None and truth is not None and unwrap(source) is unwrap(truth):
             self._truth_version += 1
         self.schedule()
 
@@ -307,7 +287,7 @@ class DiceWidget(QWidget):
                 )
             # Docked widgets get napari's layer proxies, a new one per lookup:
             # compare the layers, not the proxies.
-            if pred_layer.name == truth_layer.name or _unwrap(pred_layer) is _unwrap(truth_layer):
+            if pred_layer.name == truth_layer.name or unwrap(pred_layer) is unwrap(truth_layer):
                 raise InputError(
                     f"'{pred_layer.name}' is chosen as both the prediction and the ground "
                     "truth; choose the ground-truth layer in 'Ground truth'"
@@ -368,21 +348,11 @@ class DiceWidget(QWidget):
             show_error(f"Dice vs ground truth: {message}")
 
     def _fill_table(self, rows: list[dict], mean: dict, *, stack: bool) -> None:
-        lines = [(str(row["slice"]) if stack else "image", row) for row in rows]
-        if stack:
-            lines.append(("mean", mean))
-        self.table.setRowCount(len(lines))
-        for r, (label, values) in enumerate(lines):
-            self.table.setItem(r, 0, QTableWidgetItem(label))
-            for c, key in enumerate(_KEYS, start=1):
-                self.table.setItem(r, c, QTableWidgetItem(f"{values[key]:.3f}"))
+        fill_score_table(self.table, rows, mean, stack=stack)
         self._stack = stack
         self.mean_label.setVisible(stack)
         if stack:
-            text = ", ".join(
-                f"{name} {mean[key]:.3f}" for name, key in zip(COLUMNS[1:], _KEYS, strict=True)
-            )
-            self.mean_label.setText(f"Mean over {len(rows)} slices: {text}")
+            self.mean_label.setText(mean_text(rows, mean))
         self.current_row = None
         self._highlight_current()
 
@@ -391,25 +361,15 @@ class DiceWidget(QWidget):
         layer = self.pred_combo.layer()
         if not self._stack or layer is None or not self.rows:
             return None
-        # World to data coordinates: right for any scale, translate or extra axes.
-        z = layer.world_to_data(self.viewer.dims.point)[0]
-        return int(np.clip(np.round(z), 0, len(self.rows) - 1))
+        return shown_slice(layer, self.viewer, len(self.rows))
 
     def _highlight_current(self, event: Any = None) -> None:
         """Highlight the table row of the viewer's current slice and scroll it into view."""
         row = self._current_slice()
         if row == self.current_row:
             return
-        for r, brush in ((self.current_row, QBrush()), (row, QBrush(_CURRENT))):
-            if r is None or r >= self.table.rowCount():
-                continue
-            for c in range(self.table.columnCount()):
-                item = self.table.item(r, c)
-                if item is not None:
-                    item.setBackground(brush)
+        highlight_row(self.table, self.current_row, row)
         self.current_row = row
-        if row is not None:
-            self.table.scrollToItem(self.table.item(row, 0))
 
     def _draw_sweep(self) -> None:
         if self.sweep is None:
@@ -438,11 +398,3 @@ class DiceWidget(QWidget):
         best = float(self.sweep[2])
         self.session.set_threshold(best)
         return best
-
-
-def _names(combo: LayerCombo) -> list[str]:
-    return [layer.name for layer in combo.layers()]
-
-
-def _unwrap(layer: Any) -> Any:
-    return getattr(layer, "__wrapped__", layer)
