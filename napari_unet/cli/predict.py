@@ -22,6 +22,7 @@ from napari_unet.cli._defaults import (
 def _cmd_predict(args: argparse.Namespace) -> int:
     from napari_unet.core.checkpoint import load_model
     from napari_unet.core.devices import resolve_device
+    from napari_unet.core.ensemble import iter_predict_ensemble
     from napari_unet.core.errors import InputError
     from napari_unet.core.events import Notice, run_to_completion
     from napari_unet.core.inference import iter_predict
@@ -43,8 +44,11 @@ def _cmd_predict(args: argparse.Namespace) -> int:
                 "rename one or predict them into different --out folders"
             )
         stems[stem] = path
-    model = load_model(args.model, device="cpu")
-    threshold = model.threshold if args.threshold is None else args.threshold
+    models = [load_model(source, device="cpu") for source in args.model]
+    model = models[0]
+    # An ensemble thresholds its mean at the mean of its models' thresholds.
+    default_threshold = sum(m.threshold for m in models) / len(models)
+    threshold = default_threshold if args.threshold is None else args.threshold
     # None lets the core overlap tiles by twice the network's receptive radius.
     overlap = args.overlap
     out_dir = Path(args.out)
@@ -66,14 +70,13 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     for index, path in enumerate(paths, 1):
         image = read_image(path)
         bar.prefix = f"{path.name} ({index}/{len(paths)}) "
-        if args.tta:
-            gen = iter_predict_tta(
-                image, model, tile_size=args.tile_size, overlap=overlap, device=device
-            )
+        tiling = {"tile_size": args.tile_size, "overlap": overlap, "device": device}
+        if len(models) > 1:
+            gen = iter_predict_ensemble(image, models, tta=args.tta, **tiling)
+        elif args.tta:
+            gen = iter_predict_tta(image, model, **tiling)
         else:
-            gen = iter_predict(
-                image, model, tile_size=args.tile_size, overlap=overlap, device=device
-            )
+            gen = iter_predict(image, model, **tiling)
         maps = run_to_completion(gen, on_event)
         prob = maps.proba
         options = {"min_size": args.min_size, "fill_holes": args.fill_holes}
@@ -86,7 +89,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         mask_path = write_tiff(out_dir / f"{stem}_mask.tif", mask)
         labels_path = write_tiff(out_dir / f"{stem}_labels.tif", labels)
         written = [prob_path, mask_path, labels_path]
-        if args.tta:
+        if args.tta or len(models) > 1:
             written.append(write_tiff(out_dir / f"{stem}_uncertainty.tif", maps.uncertainty))
         share = 100.0 * float(mask.mean())
         bar.line(
@@ -112,7 +115,14 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
     )
     p.add_argument("images", nargs="+", metavar="IMAGE", help="PNG or TIFF images or stacks")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
-    p.add_argument("--model", default="default", help="'default' or a .pt file (default: default)")
+    p.add_argument(
+        "--model",
+        nargs="+",
+        default=["default"],
+        metavar="MODEL",
+        help="'default' or a .pt file; several models make an ensemble: their probabilities "
+        "are averaged and their spread is written to STEM_uncertainty.tif (default: default)",
+    )
     p.add_argument(
         "--threshold",
         type=_number(float, 0.0, 1.0),

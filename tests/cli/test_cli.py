@@ -148,6 +148,31 @@ def test_predict_tta_writes_the_uncertainty(tmp_path, capsys):
     )
 
 
+def test_predict_with_several_models_averages_them(tmp_path, capsys):
+    from napari_unet.core.ensemble import iter_predict_ensemble
+
+    image, _ = _blobs(centres=((12, 12), (30, 20)))
+    tifffile.imwrite(tmp_path / "cells.tif", image)
+    paths = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        paths.append(save_model(build_model(base_width=4, depth=2), tmp_path / f"m{seed}.pt"))
+    code, out, _ = _run(
+        capsys, "predict", tmp_path / "cells.tif", "--out", tmp_path / "res",
+        "--model", *paths, "--device", "cpu",
+    )  # fmt: skip
+    assert code == 0 and "cells_uncertainty.tif" in out
+    models = [load_model(p) for p in paths]
+    expected = run_to_completion(iter_predict_ensemble(image, models, device="cpu"))
+    prob = tifffile.imread(tmp_path / "res" / "cells_prob.tif")
+    np.testing.assert_allclose(prob, expected.proba, atol=1e-6)
+    np.testing.assert_allclose(
+        tifffile.imread(tmp_path / "res" / "cells_uncertainty.tif"),
+        expected.uncertainty,
+        atol=1e-6,
+    )
+
+
 def test_predict_stack_rgb_and_png_shapes(tmp_path, capsys, tiny_model):
     import imageio.v3 as iio
 

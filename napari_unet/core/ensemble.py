@@ -1,0 +1,96 @@
+"""Ensembles: average the probability maps of several models.
+
+Each model predicts the image with its own normalisation and channels
+(:func:`~napari_unet.core.inference.iter_predict`, or with test-time
+augmentation); the foreground probabilities are averaged, and so are the rim
+maps of the models that have one.  The spread of the foreground across the
+models is kept as an uncertainty map, as for test-time augmentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+
+import numpy as np
+import torch
+
+from napari_unet.core.defaults import DEFAULT_TILE_SIZE
+from napari_unet.core.errors import InputError
+from napari_unet.core.events import Notice, Progress
+from napari_unet.core.inference import Prediction, iter_predict
+from napari_unet.core.model import UNet
+from napari_unet.core.tta import TTAPrediction, iter_predict_tta
+
+
+def iter_predict_ensemble(
+    image: np.ndarray,
+    models: Sequence[UNet],
+    *,
+    tile_size: int = DEFAULT_TILE_SIZE,
+    overlap: int | None = None,
+    device: str | torch.device = "auto",
+    tta: bool = False,
+) -> Generator[Progress | Notice, None, TTAPrediction]:
+    """Predict ``image`` with every model and average their maps.
+
+    Parameters
+    ----------
+    image, tile_size, overlap, device
+        As for :func:`~napari_unet.core.inference.iter_predict`.
+    models
+        One or more models; they may differ in channels and outputs.
+    tta
+        Predict each model with the 8 flips and rotations too.
+
+    Yields
+    ------
+    Progress
+        Per model: ``model k/N`` and the model's own progress text.
+    Notice
+        Each distinct notice once.
+
+    Returns
+    -------
+    TTAPrediction
+        Mean foreground probability, mean rim probability of the models with a
+        rim output (``None`` if none has one), and the spread of the
+        foreground across the models (across models and transforms with ``tta``).
+    """
+    if not models:
+        raise InputError("give at least one model")
+    maps: list[Prediction] = []
+    notices: set[str] = set()
+    for k, model in enumerate(models):
+        gen: Generator[Progress | Notice, None, Prediction]
+        if tta:
+            gen = iter_predict_tta(
+                image, model, tile_size=tile_size, overlap=overlap, device=device
+            )
+        else:
+            gen = iter_predict(image, model, tile_size=tile_size, overlap=overlap, device=device)
+        while True:
+            try:
+                event = next(gen)
+            except StopIteration as stop:
+                maps.append(stop.value)
+                break
+            if isinstance(event, Notice):
+                if event.message not in notices:
+                    notices.add(event.message)
+                    yield event
+                continue
+            yield Progress(
+                k * event.total + event.step,
+                len(models) * event.total,
+                f"model {k + 1}/{len(models)}, {event.message}",
+            )
+    probs = np.stack([m.proba for m in maps])
+    mean = probs.mean(axis=0, dtype=np.float32)
+    # Spread over models, plus each model's own spread over transforms (total variance).
+    variance = probs.var(axis=0, dtype=np.float32)
+    if tta:
+        spreads = [m.uncertainty for m in maps if isinstance(m, TTAPrediction)]
+        variance += np.stack([u**2 for u in spreads if u is not None]).mean(axis=0)
+    rims = [m.boundary for m in maps if m.boundary is not None]
+    boundary = np.stack(rims).mean(axis=0, dtype=np.float32) if rims else None
+    return TTAPrediction(mean, boundary, np.sqrt(variance).astype(np.float32))
