@@ -16,7 +16,7 @@ import torch
 
 from napari_unet.core.defaults import DEFAULT_TILE_SIZE
 from napari_unet.core.errors import InputError
-from napari_unet.core.events import Notice, Progress
+from napari_unet.core.events import Notice, Progress, relay
 from napari_unet.core.inference import Prediction, iter_predict
 from napari_unet.core.model import UNet
 from napari_unet.core.tta import TTAPrediction, iter_predict_tta
@@ -68,22 +68,15 @@ def iter_predict_ensemble(
             )
         else:
             gen = iter_predict(image, model, tile_size=tile_size, overlap=overlap, device=device)
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                maps.append(stop.value)
-                break
-            if isinstance(event, Notice):
-                if event.message not in notices:
-                    notices.add(event.message)
-                    yield event
-                continue
-            yield Progress(
+
+        def overall(event: Progress, k: int = k) -> Progress:
+            return Progress(
                 k * event.total + event.step,
                 len(models) * event.total,
                 f"model {k + 1}/{len(models)}, {event.message}",
             )
+
+        maps.append((yield from relay(gen, notices, overall)))
     probs = np.stack([m.proba for m in maps])
     mean = probs.mean(axis=0, dtype=np.float32)
     # Spread over models, plus each model's own spread over transforms (total variance).

@@ -140,3 +140,30 @@ def run_to_completion(
             return stop.value
         if on_event is not None:
             on_event(event)
+
+
+def relay(
+    gen: Generator[Any, None, T],
+    seen: set[str],
+    progress: Callable[[Progress], Progress],
+) -> Generator[Any, None, T]:
+    """Pass on the events of one part of a longer job; return the part's result.
+
+    Use as ``result = yield from relay(part, seen, progress)``.  Each
+    :class:`Notice` text is passed on once over the whole job (``seen`` holds
+    the texts already passed), each :class:`Progress` is mapped by
+    ``progress`` (to count over the whole job), other events pass unchanged.
+    """
+    while True:
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        if isinstance(event, Notice):
+            if event.message not in seen:
+                seen.add(event.message)
+                yield event
+        elif isinstance(event, Progress):
+            yield progress(event)
+        else:
+            yield event

@@ -19,7 +19,7 @@ import torch
 
 from napari_unet.core.defaults import DEFAULT_TILE_SIZE
 from napari_unet.core.errors import InputError
-from napari_unet.core.events import Notice, Progress
+from napari_unet.core.events import Notice, Progress, relay
 from napari_unet.core.images import is_rgb
 from napari_unet.core.inference import Prediction, iter_predict
 from napari_unet.core.model import UNet
@@ -90,7 +90,7 @@ def iter_predict_tta(
     """
     image = np.asarray(image)
     axes = _spatial_axes(image)
-    total = done_before = 0
+    done_before = 0
     mean: np.ndarray | None = None
     squares: np.ndarray | None = None
     sum_b: np.ndarray | None = None
@@ -103,24 +103,20 @@ def iter_predict_tta(
             overlap=overlap,
             device=device,
         )
-        while True:
-            try:
-                event = next(gen)
-            except StopIteration as stop:
-                maps = stop.value
-                break
-            if isinstance(event, Notice):
-                if event.message not in notices:
-                    notices.add(event.message)
-                    yield event
-                continue
-            total = event.total * len(transforms)
-            yield Progress(
-                done_before + event.step,
-                total,
+        part_total = [0]
+
+        def overall(
+            event: Progress, index: int = index, before: int = done_before, seen: list = part_total
+        ) -> Progress:
+            seen[0] = event.total
+            return Progress(
+                before + event.step,
+                event.total * len(transforms),
                 f"transform {index + 1}/{len(transforms)}, {event.message}",
             )
-        done_before += total // len(transforms) if total else 0
+
+        maps = yield from relay(gen, notices, overall)
+        done_before += part_total[0]
         # Welford's running mean and sum of squared deviations: stable in float32.
         p = _backward(maps.proba, k, flip).astype(np.float32)
         if mean is None:

@@ -29,3 +29,24 @@ def test_the_mean_and_spread_of_models_with_different_outputs():
     assert alone.boundary is None and np.all(alone.uncertainty < 1e-6)
     with pytest.raises(InputError, match="at least one model"):
         run_to_completion(iter_predict_ensemble(image, [], device="cpu"))
+
+
+def test_relay_passes_each_notice_once_maps_progress_and_returns_the_result():
+    from napari_unet.core.events import Notice, Progress, relay
+
+    def part(tag):
+        yield Notice("tile size raised")
+        yield Progress(1, 2, tag)
+        yield Progress(2, 2, tag)
+        return tag.upper()
+
+    def job():
+        seen: set[str] = set()
+        a = yield from relay(part("a"), seen, lambda e: Progress(e.step, 4, e.message))
+        b = yield from relay(part("b"), seen, lambda e: Progress(2 + e.step, 4, e.message))
+        return a + b
+
+    events = []
+    assert run_to_completion(job(), events.append) == "AB"
+    assert [e.message for e in events if isinstance(e, Notice)] == ["tile size raised"]
+    assert [e.step for e in events if isinstance(e, Progress)] == [1, 2, 3, 4]
