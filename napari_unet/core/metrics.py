@@ -119,22 +119,27 @@ def _pair_ious(pred: np.ndarray, truth: np.ndarray):
 def _matched_pairs(pred: np.ndarray, truth: np.ndarray, threshold: float) -> tuple[int, int, int]:
     """Count (true positives, predicted objects, true objects) in one image."""
     pi, ti, ious, n_p, n_t = _pair_ious(pred, truth)
+    return _match_count(pi, ti, ious, threshold), n_p, n_t
+
+
+def _match_count(pi: np.ndarray, ti: np.ndarray, ious: np.ndarray, threshold: float) -> int:
+    """Count the one-to-one matches with IoU above ``threshold`` among the pairs."""
     ok = ious > threshold
     if threshold >= 0.5:
         # IoU > 0.5 with one object leaves less than half of the other side's
         # pixels for any other match, so every object has at most one partner.
-        return int(np.count_nonzero(ok)), n_p, n_t
+        return int(np.count_nonzero(ok))
     # Below 0.5 an object may qualify for several partners: maximise the number
     # of matches (then their IoU) with an optimal one-to-one assignment.
     pi, ti, ious = pi[ok], ti[ok], ious[ok]
     if pi.size == 0:
-        return 0, n_p, n_t
+        return 0
     rows, row_idx = np.unique(pi, return_inverse=True)
     cols, col_idx = np.unique(ti, return_inverse=True)
     score = np.zeros((rows.size, cols.size))
     score[row_idx, col_idx] = 1.0 + ious / 2.0
     r, c = linear_sum_assignment(score, maximize=True)
-    return int(np.count_nonzero(score[r, c] > 0)), n_p, n_t
+    return int(np.count_nonzero(score[r, c] > 0))
 
 
 def _ratio(num: int, den: int) -> float:
@@ -178,6 +183,11 @@ def object_scores(
     for p, t in slices:
         a, b, c = _matched_pairs(as_instances(p), as_instances(t), float(iou_threshold))
         tp, n_pred, n_true = tp + a, n_pred + b, n_true + c
+    return _object_counts(tp, n_pred, n_true)
+
+
+def _object_counts(tp: int, n_pred: int, n_true: int) -> dict[str, float | int]:
+    """Precision, recall, F1 and the counts of :func:`object_scores` from three counts."""
     fp, fn = n_pred - tp, n_true - tp
     if n_pred == 0 and n_true == 0:
         precision = recall = f1 = 1.0
@@ -189,6 +199,7 @@ def object_scores(
 
 #: IoU thresholds of the DSB 2018 score: 0.5, 0.55, ..., 0.95.
 DSB_THRESHOLDS = tuple(round(0.5 + 0.05 * k, 2) for k in range(10))
+_DSB = np.asarray(DSB_THRESHOLDS)
 
 
 def average_precision(
@@ -226,12 +237,16 @@ def average_precision(
     total = np.zeros(ts.size)
     for p, t in slices:
         _, _, ious, n_p, n_t = _pair_ious(as_instances(p), as_instances(t))
-        if n_p == 0 and n_t == 0:
-            total += 1.0
-            continue
-        tp = (ious[None, :] > ts[:, None]).sum(axis=1)
-        total += tp / (n_p + n_t - tp)
+        total += _precision_at(ious, n_p, n_t, ts)
     return {float(t): float(v / len(slices)) for t, v in zip(ts, total, strict=True)}
+
+
+def _precision_at(ious: np.ndarray, n_p: int, n_t: int, ts: np.ndarray) -> np.ndarray:
+    """``tp / (tp + fp + fn)`` at each threshold (all >= 0.5) of one image's pair IoUs."""
+    if n_p == 0 and n_t == 0:
+        return np.ones(ts.size)
+    tp = (ious[None, :] > ts[:, None]).sum(axis=1)
+    return tp / (n_p + n_t - tp)
 
 
 def dsb_score(pred: np.ndarray, truth: np.ndarray) -> float:
@@ -367,15 +382,19 @@ def scores_per_slice(
         slice counts equally).
     """
     pred, truth = _check_pair(pred, truth)
+    if not 0.0 <= iou_threshold < 1.0:
+        raise InputError(f"IoU threshold must be in [0, 1), got {iou_threshold}")
     if pred.ndim not in (2, 3):
         raise InputError(f"masks must be 2D (Y, X) or a stack (Z, Y, X), got shape {pred.shape}")
     pairs = [(pred, truth)] if pred.ndim == 2 else list(zip(pred, truth, strict=True))
     rows = []
     for z, (p, t) in enumerate(pairs):
         row: dict[str, float | int] = {"slice": z, "dice": dice(p, t), "iou": iou(p, t)}
-        row.update(object_scores(p, t, iou_threshold))
-        ap = average_precision(p, t)
-        row.update(ap50=ap[0.5], ap75=ap[0.75], ap90=ap[0.9])
+        # Objects and their overlaps once per slice, for F1 and every AP threshold.
+        pi, ti, ious, n_p, n_t = _pair_ious(as_instances(p), as_instances(t))
+        row.update(_object_counts(_match_count(pi, ti, ious, iou_threshold), n_p, n_t))
+        ap = dict(zip(DSB_THRESHOLDS, _precision_at(ious, n_p, n_t, _DSB), strict=True))
+        row.update(ap50=float(ap[0.5]), ap75=float(ap[0.75]), ap90=float(ap[0.9]))
         row["dsb"] = float(np.mean(list(ap.values())))
         rows.append(row)
     mean = {
