@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-modality", type=int, default=40)
     parser.add_argument("--rims", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 9, 16])
+    parser.add_argument(
+        "--min-sizes", type=int, nargs="+", default=[0], help="smallest object kept, in pixels"
+    )
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.threads:
@@ -60,18 +63,20 @@ def main(argv: list[str] | None = None) -> int:
         rows["components"] = tally.result()
         for rim in args.rims:
             for seed in args.seeds:
-                tally = Tally()
-                for maps, truth in cases:
-                    mask = maps.proba >= model.threshold
-                    objects = instances_from_maps(
-                        maps.proba,
-                        maps.boundary,
-                        model.threshold,
-                        boundary_threshold=rim,
-                        min_seed_size=seed,
-                    )
-                    tally.add(mask, truth, objects)
-                rows[f"rim {rim} seed {seed}"] = tally.result()
+                for min_size in args.min_sizes:
+                    tally = Tally()
+                    for maps, truth in cases:
+                        objects = instances_from_maps(
+                            maps.proba,
+                            maps.boundary,
+                            model.threshold,
+                            min_size=min_size,
+                            boundary_threshold=rim,
+                            min_seed_size=seed,
+                        )
+                        tally.add(objects > 0, truth, objects)
+                    name = f"rim {rim} seed {seed}" + (f" min size {min_size}" if min_size else "")
+                    rows[name] = tally.result()
         results[modality] = {"images": len(cases), "rows": rows}
         best = max(rows, key=lambda k: rows[k]["f1"])
         print(f"{modality} ({len(cases)} dev images): best {best} {rows[best]}; "

@@ -6,6 +6,8 @@ from napari_unet.core import defaults as _core
 
 #: Loss names offered by ``train --loss``.
 LOSS_NAMES = _core.LOSS_NAMES
+#: Architectures offered by ``train --arch``, and their display names.
+ARCH_NAMES, ARCH_LABELS = _core.ARCH_NAMES, _core.ARCH_LABELS
 #: ``predict --tile-size`` default.
 PREDICT_TILE_SIZE = _core.DEFAULT_TILE_SIZE
 #: Smallest tile the default model predicts with (smaller ones are raised, with a note).

@@ -23,12 +23,15 @@ from napari_unet.cli._common import (
     _ProgressBar,
 )
 from napari_unet.cli._defaults import (
+    ARCH_LABELS,
+    ARCH_NAMES,
     FINE_TUNE_LR,
     LOSS_NAMES,
     REPLAY_FRACTION,
     SCRATCH_LR,
     TRAIN_DEFAULTS,
 )
+from napari_unet.cli._unlabelled import add_unlabelled_options, pseudo_settings, read_unlabelled
 
 if TYPE_CHECKING:
     import torch
@@ -67,13 +70,23 @@ def _load_training_pairs(
     return xs, ys, (zs if rois is not None else None)
 
 
-def _initial_model(init: str):
+def _initial_model(init: str, arch: str | None = None):
+    """Return the starting network: a new ``arch`` one for ``none``, else ``init``'s model."""
     from napari_unet.core.checkpoint import load_model
+    from napari_unet.core.errors import InputError
     from napari_unet.core.model import build_model
 
     if init == "none":
-        return build_model()
-    return load_model(init, device="cpu")
+        return build_model(arch=arch or "unet")
+    model = load_model(init, device="cpu")
+    if arch is not None and arch != model.config.arch:
+        raise InputError(
+            f"--arch {arch} conflicts with the starting model, a "
+            f"{ARCH_LABELS[model.config.arch]}: a trained network keeps its architecture; "
+            "add --init none to train a new "
+            f"{ARCH_LABELS[arch]}"
+        )
+    return model
 
 
 class _StopRequest:
@@ -150,6 +163,7 @@ def _fine_tune_config(
         patience=args.patience,
         device=device,
         keep_start=args.init != "none",
+        **pseudo_settings(args),
     )
 
 
@@ -161,11 +175,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)
     images, masks, rois = _load_training_pairs(args.images, args.masks, args.rois)
-    model = _initial_model(args.init)
+    model = _initial_model(args.init, args.arch)
     out = Path(args.out)
     _check_output_file(out)
     replay = _replay(args)
     config = _fine_tune_config(args, device, replay is not None)
+    unlabelled = read_unlabelled(args.unlabelled, args.images)
 
     bar = _ProgressBar(sys.stderr)
     stop = _StopRequest(sys.stderr)
@@ -208,8 +223,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     with stop:
         gen = fine_tune(
-            model, images, masks, config, rois=rois, replay=replay, should_stop=stop, state=state
-        )
+            model, images, masks, config, rois=rois, replay=replay, unlabelled=unlabelled,
+            should_stop=stop, state=state,
+        )  # fmt: skip
         try:
             result = run_to_completion(gen, on_event_or_stop)
         except KeyboardInterrupt:
@@ -273,6 +289,13 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
         default="default",
         metavar="default|none|PATH",
         help="start from the shipped model, from scratch, or from a file (default: default)",
+    )
+    t.add_argument(
+        "--arch",
+        choices=ARCH_NAMES,
+        help="architecture of a new network (with --init none): "
+        + ", ".join(f"{name} ({ARCH_LABELS[name]})" for name in ARCH_NAMES)
+        + "; a starting model keeps its own (default: unet)",
     )
     d = TRAIN_DEFAULTS
     t.add_argument(
@@ -355,6 +378,7 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
         help="without --max-minutes: stop after N epochs without a better validation Dice "
         "(default: a quarter of the epochs, at least 5)",
     )
+    add_unlabelled_options(t)
     t.add_argument("--device", type=_device, default="auto", help=device_help)
     t.add_argument(
         "--seed", type=_number(int, 0), default=0, metavar="N", help="random seed (default: 0)"

@@ -18,13 +18,17 @@ from typing import Any
 import torch
 
 from napari_unet.core.atomic import atomic_open
+from napari_unet.core.defaults import ARCH_NAMES
 from napari_unet.core.devices import prepare_for_device, resolve_device
 from napari_unet.core.errors import InputError, UnsafeCheckpointError
-from napari_unet.core.model import NormConfig, UNet, UNetConfig
+from napari_unet.core.model import NormConfig, UNet, UNetConfig, build_model
 
 #: Version of the checkpoint layout written by :func:`save_model`.
 FORMAT_VERSION = 1
 _FORMAT_NAME = "napari-unet"
+#: Fields of :class:`UNetConfig` added with the U-Net variants.
+_VARIANT_FIELDS = ("arch", "prune_to", "skip_width", "gate_empty")
+_DEFAULT_CONFIG = asdict(UNetConfig())
 
 
 def default_model_path() -> Path:
@@ -32,12 +36,26 @@ def default_model_path() -> Path:
     return Path(__file__).resolve().parent.parent / "models" / "default.pt"
 
 
+def _config_record(config: UNetConfig) -> dict[str, Any]:
+    """Return the architecture as saved: variant fields only where they are not the defaults.
+
+    A plain U-Net is thus written exactly as before ``arch`` existed, and
+    older napari-unet versions still read it; a U-Net++ or U-Net 3+ carries
+    its ``arch`` (and any non-default variant setting).
+    """
+    record = asdict(config)
+    for name in _VARIANT_FIELDS:
+        if record[name] == _DEFAULT_CONFIG[name]:
+            del record[name]
+    return record
+
+
 def _checkpoint(model: UNet) -> dict[str, Any]:
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     return {
         "format": _FORMAT_NAME,
         "format_version": FORMAT_VERSION,
-        "config": asdict(model.config),
+        "config": _config_record(model.config),
         "norm": asdict(model.norm),
         "threshold": float(model.threshold),
         "history": list(model.history),
@@ -135,7 +153,15 @@ def _read_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def _model_from_checkpoint(data: dict[str, Any], path: Path) -> UNet:
+    stored = data.get("config")
+    arch = stored.get("arch", "unet") if isinstance(stored, dict) else "unet"
+    if arch not in ARCH_NAMES:
+        raise InputError(
+            f"{path} holds a {arch!r} network, an architecture this napari-unet does not "
+            "know; upgrade napari-unet"
+        )
     try:
+        # Checkpoints written before ``arch`` existed have none: plain U-Nets.
         config = UNetConfig(**data["config"])
         norm = NormConfig(**data["norm"])
         threshold = float(data["threshold"])
@@ -146,7 +172,7 @@ def _model_from_checkpoint(data: dict[str, Any], path: Path) -> UNet:
         raise InputError(f"{path} is a napari-unet model with missing or bad settings") from None
     if not math.isfinite(threshold) or not 0.0 <= threshold <= 1.0:
         raise InputError(f"{path} stores threshold {threshold}; it must lie in [0, 1]")
-    model = UNet(config)
+    model = build_model(config)
     try:
         model.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, AttributeError):

@@ -29,8 +29,34 @@ DEFAULT_REPLAY_FRACTION = 0.5
 #: share of the budget.
 PLATEAU_SHARE = 0.25
 
+#: Pseudo-labels (fine-tuning on unlabelled images too): pixels the starting
+#: model gives a foreground probability of at least PSEUDO_HIGH become
+#: foreground targets, at most PSEUDO_LOW background, the rest are ignored
+#: (benchmarks/results/pseudo_label.md).
+DEFAULT_PSEUDO_LOW = 0.1
+DEFAULT_PSEUDO_HIGH = 0.9
+#: Expected share of the patches that are not replayed drawn from pseudo-labelled images.
+DEFAULT_PSEUDO_FRACTION = 0.5
+
 #: The losses, in the order the GUI and ``train --loss`` list them.
-LOSS_NAMES = ("default", "wce", "dice", "bce_dice", "focal", "bce", "ohem", "ohem_dice")
+LOSS_NAMES = (
+    "default",
+    "wce",
+    "dice",
+    "bce_dice",
+    "focal",
+    "bce",
+    "ohem",
+    "ohem_dice",
+    "hybrid",
+)
+
+#: The network architectures (``UNetConfig.arch``, ``train --arch``, the GUI's
+#: "Architecture"): the plain U-Net, U-Net++ and U-Net 3+
+#: (:mod:`napari_unet.core.nets`).
+ARCH_NAMES = ("unet", "unetpp", "unet3p")
+#: How the command line and the GUI name each architecture.
+ARCH_LABELS = {"unet": "U-Net", "unetpp": "U-Net++", "unet3p": "U-Net 3+"}
 
 #: Tiling defaults, measured in benchmarks/results/predict.md.  With the
 #: default model (receptive radius 107 px) tiles overlap by 2 x 107 px, so the

@@ -10,6 +10,7 @@ models is kept as an uncertainty map, as for test-time augmentation.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -20,6 +21,28 @@ from napari_unet.core.events import Notice, Progress, relay
 from napari_unet.core.inference import Prediction, iter_predict
 from napari_unet.core.model import UNet
 from napari_unet.core.tta import TTAPrediction, iter_predict_tta
+
+
+@dataclass(frozen=True, eq=False)
+class Ensemble:
+    """Several models used as one (the GUI's Segment with several model files).
+
+    Attributes
+    ----------
+    models
+        The members, predicted by :func:`iter_predict_ensemble`.
+    """
+
+    models: tuple[UNet, ...]
+
+    def __post_init__(self) -> None:
+        if not self.models:
+            raise InputError("give at least one model")
+
+    @property
+    def threshold(self) -> float:
+        """The mean of the models' thresholds, where the averaged map is thresholded."""
+        return float(sum(m.threshold for m in self.models) / len(self.models))
 
 
 def iter_predict_ensemble(

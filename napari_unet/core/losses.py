@@ -264,6 +264,35 @@ def default_loss(logits: Tensor, target: Tensor, weights: Tensor | None = None) 
     return bce + soft_dice(logits, target)
 
 
+def hybrid(logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:
+    """U-Net 3+'s hybrid loss (Huang et al. 2020): focal + MS-SSIM + IoU.
+
+    Focal loss (:func:`focal`) per pixel, ``1 - MS-SSIM`` of the probability
+    map against the target (:func:`napari_unet.core.ssim.ms_ssim`) per
+    region, and the soft IoU (Jaccard) loss pooled over the batch, with the
+    same one-pixel smoothing as :func:`soft_dice`.
+
+    Parameters
+    ----------
+    logits, target
+        (N, 1, H, W) logits and 0/1 targets.
+    weights
+        Ignored (the hybrid loss takes no weight map).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+    """
+    from napari_unet.core.ssim import ms_ssim
+
+    prob = torch.sigmoid(logits)
+    intersection = (prob * target).sum()
+    union = prob.sum() + target.sum() - intersection
+    iou_loss = 1.0 - (intersection + DICE_SMOOTH) / (union + DICE_SMOOTH)
+    return focal(logits, target) + (1.0 - ms_ssim(prob, target)) + iou_loss
+
+
 @dataclass(frozen=True)
 class Loss:
     """A named loss with the weight map it expects.
@@ -278,12 +307,18 @@ class Loss:
         ``fn(logits, target, weights) -> scalar``.
     weighting
         A :class:`Weighting` (or its value; see the module docstring).
+    pixelwise
+        Whether the loss pools per-pixel terms over the batch whatever their
+        place (sums, means, the hardest share), so that any set of pixels can
+        be scored alone; false for losses over windows (MS-SSIM).  Ignored
+        pixels (:data:`napari_unet.core.targets.IGNORE_BIT`) rely on it.
     """
 
     name: str
     description: str
     fn: Callable[[Tensor, Tensor, Tensor | None], Tensor]
     weighting: Weighting
+    pixelwise: bool = True
 
     def __post_init__(self) -> None:
         # Accept the plain string values too; frozen, hence object.__setattr__.
@@ -324,6 +359,13 @@ _REGISTRY: dict[str, Loss] = {
             f"OHEM cross-entropy (hardest {OHEM_FRACTION:.0%}) + soft Dice",
             ohem_dice,
             Weighting.NONE,
+        ),
+        Loss(
+            "hybrid",
+            "focal + MS-SSIM + IoU (U-Net 3+'s hybrid loss)",
+            hybrid,
+            Weighting.NONE,
+            pixelwise=False,
         ),
     )
 }

@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from napari_unet.core.defaults import ARCH_NAMES
 from napari_unet.core.errors import InputError
 
 
@@ -38,18 +39,55 @@ class UNetConfig:
         Number of 2x2 down-sampling steps; inputs must be multiples of ``2**depth``.
     base_width
         Feature channels at full resolution; doubled at every level down.
+    arch
+        One of :data:`~napari_unet.core.defaults.ARCH_NAMES`: ``"unet"`` (this
+        class), ``"unetpp"`` (U-Net++) or ``"unet3p"`` (U-Net 3+); see
+        :mod:`napari_unet.core.nets`.  Checkpoints written before it existed
+        load as ``"unet"``.
+    prune_to
+        U-Net++ only: 0 averages the logits of all ``depth`` heads; ``j`` in
+        1..depth predicts with the head on node X(0, j) alone and computes
+        only the nodes it needs (faster, smaller receptive radius).
+    skip_width
+        U-Net 3+ only: channels of each full-scale skip (the paper's 64 for
+        its base width 64); 0 means ``base_width``, the paper's ratio.
+    gate_empty
+        U-Net 3+ only: at inference, zero the foreground of every input that
+        the classification-guided head judges empty.  Off by default: it acts
+        per forward pass, so on a tiled image it acts per tile and can leave
+        seams (see :class:`napari_unet.core.nets.unet3p.UNet3Plus`).
     """
 
     in_channels: int = 1
     out_channels: int = 1
     depth: int = 4
     base_width: int = 16
+    arch: str = "unet"
+    prune_to: int = 0
+    skip_width: int = 0
+    gate_empty: bool = False
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
+        for name in ("in_channels", "out_channels", "depth", "base_width"):
+            value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise InputError(f"UNetConfig.{f.name} must be a positive integer, not {value!r}")
+                raise InputError(f"UNetConfig.{name} must be a positive integer, not {value!r}")
+        if self.arch not in ARCH_NAMES:
+            raise InputError(
+                f"unknown architecture {self.arch!r}: choose one of {', '.join(ARCH_NAMES)}"
+            )
+        for name, top in (("prune_to", self.depth), ("skip_width", None)):
+            value = getattr(self, name)
+            bad = not isinstance(value, int) or isinstance(value, bool) or value < 0
+            if bad or (top is not None and value > top):
+                upper = f" and at most the depth ({top})" if top is not None else ""
+                raise InputError(
+                    f"UNetConfig.{name} must be a whole number of at least 0{upper}, not {value!r}"
+                )
+        if not isinstance(self.gate_empty, bool):
+            raise InputError(
+                f"UNetConfig.gate_empty must be True or False, not {self.gate_empty!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -67,20 +105,26 @@ class NormConfig:
             )
 
 
+def conv_bn_relu(in_channels: int, out_channels: int, count: int) -> nn.Sequential:
+    """``count`` 3x3 "same" convolutions, each followed by batch norm and ReLU."""
+    layers: list[nn.Module] = []
+    for i in range(count):
+        # No conv bias: the batch norm right after it has its own shift.
+        width_in = in_channels if i == 0 else out_channels
+        layers += [
+            nn.Conv2d(width_in, out_channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        ]
+    return nn.Sequential(*layers)
+
+
 class DoubleConv(nn.Module):
     """Two 3x3 "same" convolutions, each followed by batch norm and ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        # No conv bias: the batch norm right after it has its own shift.
-        self.block = nn.Sequential(
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
-            nn.BatchNorm2d(out_channels),
-            nn.ReLU(inplace=True),
-        )
+        self.block = conv_bn_relu(in_channels, out_channels, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, in, H, W) to (N, out, H, W)."""
@@ -128,6 +172,10 @@ class OutConv(nn.Module):
 class UNet(nn.Module):
     """2D U-Net returning one foreground logit per pixel.
 
+    The variants of :mod:`napari_unet.core.nets` subclass it: they share its
+    metadata and input/output contract and build their own layers in
+    :meth:`_build`.
+
     Parameters
     ----------
     config
@@ -158,7 +206,10 @@ class UNet(nn.Module):
         self.threshold = 0.5
         self.history: list[dict] = []
         self.extra: dict = {}
+        self._build(config)
 
+    def _build(self, config: UNetConfig) -> None:
+        """Create the layers of ``config`` (subclasses build their own)."""
         widths = [config.base_width * 2**level for level in range(config.depth + 1)]
         self.inc = DoubleConv(config.in_channels, widths[0])
         self.downs = nn.ModuleList(Down(widths[i], widths[i + 1]) for i in range(config.depth))
@@ -205,7 +256,8 @@ def receptive_radius(config: UNetConfig) -> int:
 
     A tile's output therefore equals the whole-image output, to float
     rounding, at every pixel at least this far from the tile's edges (tiles on
-    the ``2**depth`` grid; see :mod:`napari_unet.core.tiling`).
+    the ``2**depth`` grid; see :mod:`napari_unet.core.tiling`).  U-Net++ and
+    U-Net 3+ have their own radius (:func:`napari_unet.core.nets.receptive_radius`).
 
     Parameters
     ----------
@@ -217,6 +269,10 @@ def receptive_radius(config: UNetConfig) -> int:
     int
         The radius in input pixels.
     """
+    if config.arch != "unet":
+        from napari_unet.core import nets
+
+        return nets.receptive_radius(config)
     block = 2**config.depth
     return 4 * (block - 1) + 2 * block + (block - 1)
 
@@ -229,12 +285,14 @@ def build_model(config: UNetConfig | None = None, **overrides: Any) -> UNet:
     config
         Base architecture (default :class:`UNetConfig()`).
     **overrides
-        Fields of :class:`UNetConfig` to change, e.g. ``base_width=8``.
+        Fields of :class:`UNetConfig` to change, e.g. ``base_width=8`` or
+        ``arch="unetpp"``.
 
     Returns
     -------
     UNet
-        A new network in training mode, on the CPU.
+        A new network in training mode, on the CPU: a :class:`UNet`, or the
+        :mod:`napari_unet.core.nets` class of ``config.arch``.
     """
     config = UNetConfig() if config is None else config
     if overrides:
@@ -242,7 +300,11 @@ def build_model(config: UNetConfig | None = None, **overrides: Any) -> UNet:
         if unknown:
             raise InputError(f"unknown U-Net setting(s): {', '.join(sorted(unknown))}")
         config = UNetConfig(**{**asdict(config), **overrides})
-    return UNet(config)
+    if config.arch == "unet":
+        return UNet(config)
+    from napari_unet.core import nets
+
+    return nets.network_class(config.arch)(config)
 
 
 def fuse_for_inference(model: UNet) -> UNet:
@@ -250,15 +312,23 @@ def fuse_for_inference(model: UNet) -> UNet:
 
     The copy computes the same function as ``model.eval()`` (to float rounding)
     with a third fewer memory passes per level, which matters on the CPU.
-    ``model`` itself is left untouched.
+    ``model`` itself is left untouched.  Every block that keeps its layers in
+    an ``nn.Sequential`` called ``block`` (:class:`DoubleConv`, and the blocks
+    of :mod:`napari_unet.core.nets`) is folded; other modules are left as
+    they are.
     """
     fused = copy.deepcopy(model).eval()
     for module in fused.modules():
-        if isinstance(module, DoubleConv):
-            layers = list(module.block)
+        block = getattr(module, "block", None)
+        if isinstance(block, nn.Sequential):
+            layers = list(block)
             merged: list[nn.Module] = []
             for layer in layers:
-                if isinstance(layer, nn.BatchNorm2d) and isinstance(merged[-1], nn.Conv2d):
+                if (
+                    isinstance(layer, nn.BatchNorm2d)
+                    and merged
+                    and isinstance(merged[-1], nn.Conv2d)
+                ):
                     merged[-1] = nn.utils.fusion.fuse_conv_bn_eval(merged[-1], layer)
                 else:
                     merged.append(layer)

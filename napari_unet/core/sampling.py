@@ -60,7 +60,8 @@ class PatchSampler:
     images
         Normalised float images, each (C, H, W) or (H, W).
     targets
-        0/1 targets, each (H, W), matching its image.
+        0/1 targets or packed target codes (:data:`~napari_unet.core.targets.BOUNDARY_BIT`,
+        bit 0 the foreground), each (H, W), matching its image.
     weights
         Per-pixel weight maps (H, W), or ``None`` for no weights.
     rois
@@ -130,7 +131,8 @@ class PatchSampler:
                 wgt = np.asarray(weights[i], dtype=np.float32)
                 self._weights.append(_reflect_pad(wgt, half))
             self._anywhere.append(np.flatnonzero(allowed))
-            self._fg.append(np.flatnonzero(allowed & (tgt != 0)))
+            # Bit 0 of a packed target code is the foreground (napari_unet.core.targets).
+            self._fg.append(np.flatnonzero(allowed & (np.remainder(tgt, 2) != 0)))
             self._shapes.append(shape)
         area = np.array([a.size for a in self._anywhere], float)
         if area.sum() == 0:

@@ -20,6 +20,14 @@ from napari_unet.core.weights import _check_labels, border_weight_map
 #: so that patches and augmentation move them together: bit 0 (value 1) is the
 #: foreground target, this bit the :func:`boundary_target`.
 BOUNDARY_BIT = 2
+#: Bit of a target code whose foreground target is unknown: the loss ignores
+#: the pixel (pseudo-labels' uncertain pixels, :mod:`napari_unet.core.pseudo_labels`).
+IGNORE_BIT = 4
+#: Bit of a target code whose rim target is unknown: the rim loss ignores it.
+IGNORE_RIM_BIT = 8
+
+#: Pixels by which :func:`boundary_target` widens contacts between objects, each side.
+CONTACT_WIDTH = 1
 
 
 def separation_border(labels: np.ndarray) -> np.ndarray:
@@ -63,20 +71,26 @@ def separation_border(labels: np.ndarray) -> np.ndarray:
     return (lab > 0) & ((highest > lab) | (lowest < lab))
 
 
-def boundary_target(labels: np.ndarray) -> np.ndarray:
+def boundary_target(labels: np.ndarray, contact_width: int = CONTACT_WIDTH) -> np.ndarray:
     """Object rims: the target of a model's second (boundary) output.
 
     A pixel is on the rim when it belongs to an object and one of its 8
     neighbours (3x3, never across slices) is background or another object; the
-    image edge does not count.  Rims of touching objects meet, so the interior
-    of each object, the foreground minus the rims, is a seed of its own for
+    image edge does not count.  Where two objects touch, the rim is widened by
+    ``contact_width`` pixels into both objects, so touching objects are parted
+    by a band ``2 + 2 * contact_width`` pixels wide: a one-pixel line between
+    two bright nuclei is what a network learns last, and a seed leaks through
+    any gap in it.  The interior of each object, the foreground minus the
+    rims, is a seed of its own for
     :func:`napari_unet.core.instances.instances_from_maps`.
 
     Parameters
     ----------
     labels : np.ndarray
         Instance labels or binary mask, ``(Y, X)`` or ``(Z, Y, X)``; a binary
-        mask is split into 8-connected components.
+        mask is split into 8-connected components (which never touch).
+    contact_width : int
+        Pixels by which contacts between objects are widened on each side.
 
     Returns
     -------
@@ -88,7 +102,13 @@ def boundary_target(labels: np.ndarray) -> np.ndarray:
     # Edge pixels copy their own id (mode "nearest"), so the edge makes no rim.
     highest = ndi.maximum_filter(inst, footprint=footprint, mode="nearest")
     lowest = ndi.minimum_filter(inst, footprint=footprint, mode="nearest")
-    return (inst > 0) & ((highest != inst) | (lowest != inst))
+    rim = (inst > 0) & ((highest != inst) | (lowest != inst))
+    if contact_width > 0:
+        contacts = separation_border(inst)
+        if contacts.any():
+            wide = ndi.binary_dilation(contacts, footprint, iterations=int(contact_width))
+            rim |= wide & (inst > 0)
+    return rim
 
 
 def training_target(labels: np.ndarray, separate: bool = True) -> np.ndarray:

@@ -46,6 +46,7 @@ from napari_unet.core.devices import prepare_for_device, resolve_device
 from napari_unet.core.events import EpochEnd, Notice, Progress, StopReason
 from napari_unet.core.losses import Loss, get_loss
 from napari_unet.core.model import UNet
+from napari_unet.core.pseudo_labels import PseudoLabels, iter_pseudo_labels
 from napari_unet.core.sampling import PatchSampler
 from napari_unet.core.training_config import FineTuneConfig
 from napari_unet.core.training_state import (
@@ -84,6 +85,7 @@ def fine_tune(
     *,
     rois: Sequence[np.ndarray | None] | None = None,
     replay: tuple[Sequence[np.ndarray], Sequence[np.ndarray]] | None = None,
+    unlabelled: Sequence[np.ndarray] | None = None,
     should_stop: Callable[[], bool] | None = None,
     state: TrainingState | None = None,
     **settings: Any,
@@ -112,6 +114,9 @@ def fine_tune(
         ``replay_fraction`` of the patches (in expectation) come from them,
         so that the fine-tune does not forget what the model could do.  They
         are never validated on.
+    unlabelled
+        Optional images without masks: ``model``'s confident pixels are their
+        targets (:mod:`napari_unet.core.pseudo_labels`); never validated on.
     should_stop
         Checked before every step; when it returns true, training ends and
         the best weights are returned.
@@ -130,7 +135,8 @@ def fine_tune(
         validation pixels), best so far and the estimated time left.
     Notice
         Once, before training, when the validation set holds no foreground
-        (or there is none): the best epoch is then chosen by training loss.
+        (or there is none): the best epoch is then chosen by training loss;
+        and once with the pseudo-labels' images and pixels, when given.
 
     Returns
     -------
@@ -166,7 +172,7 @@ def fine_tune(
         images, masks, rois, model, val_fraction=cfg.val_fraction, weighting=loss_fn.weighting
     )
 
-    def sampler_of(prepared: PreparedData) -> PatchSampler:
+    def sampler_of(prepared: PreparedData | PseudoLabels) -> PatchSampler:
         return PatchSampler(
             prepared.train_images,
             prepared.train_targets,
@@ -228,6 +234,15 @@ def fine_tune(
                 f"the validation set holds {what}: the best epoch is chosen by training "
                 "loss, and early stopping is off"
             )
+        pseudo = None
+        if unlabelled is not None and len(unlabelled) and cfg.pseudo_fraction > 0:
+            labels = yield from iter_pseudo_labels(
+                unlabelled, model, low=cfg.pseudo_low, high=cfg.pseudo_high, tta=cfg.pseudo_tta,
+                weighting=loss_fn.weighting, device=target_device,
+            )  # fmt: skip
+            pseudo = (sampler_of(labels), cfg.pseudo_fraction)
+            run["pseudo_labels"] = labels.record()
+            yield Notice(labels.describe())
         state.initial_dice = data.val.dice(work, target_device)
         # Training from scratch: the untrained start is never a useful result,
         # so the first validated epoch replaces it whatever its Dice.
@@ -281,6 +296,7 @@ def fine_tune(
                     rng,
                     augment,
                     target_device,
+                    pseudo,
                 )
                 value = train_step(work, optimizer, scaler, loss_fn, batch, target_device)
                 finite = value is not None
@@ -377,21 +393,8 @@ def fine_tune(
 
 
 __all__ = [
-    "BOUNDARY_LOSS_WEIGHT",
-    "DEFAULT_BATCH_SIZE",
-    "DEFAULT_EPOCHS",
-    "DEFAULT_FINE_TUNE_LR",
-    "DEFAULT_FOREGROUND_FRACTION",
-    "DEFAULT_LR",
-    "DEFAULT_PATCH_SIZE",
-    "DEFAULT_REPLAY_FRACTION",
-    "DEFAULT_VAL_FRACTION",
-    "PLATEAU_SHARE",
-    "FineTuneConfig",
-    "FineTuneResult",
-    "SelectedBy",
-    "TrainingState",
-    "ValidationSet",
-    "fine_tune",
-    "training_loss",
-]
+    "BOUNDARY_LOSS_WEIGHT", "DEFAULT_BATCH_SIZE", "DEFAULT_EPOCHS", "DEFAULT_FINE_TUNE_LR",
+    "DEFAULT_FOREGROUND_FRACTION", "DEFAULT_LR", "DEFAULT_PATCH_SIZE", "DEFAULT_REPLAY_FRACTION",
+    "DEFAULT_VAL_FRACTION", "PLATEAU_SHARE", "FineTuneConfig", "FineTuneResult", "SelectedBy",
+    "TrainingState", "ValidationSet", "fine_tune", "training_loss",
+]  # fmt: skip

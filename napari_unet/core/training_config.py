@@ -19,6 +19,9 @@ from napari_unet.core.defaults import (
     DEFAULT_FOREGROUND_FRACTION,
     DEFAULT_LR,
     DEFAULT_PATCH_SIZE,
+    DEFAULT_PSEUDO_FRACTION,
+    DEFAULT_PSEUDO_HIGH,
+    DEFAULT_PSEUDO_LOW,
     DEFAULT_REPLAY_FRACTION,
     DEFAULT_VAL_FRACTION,
     LOSS_NAMES,
@@ -58,6 +61,9 @@ _FLOAT_FIELDS = (
     "foreground_fraction",
     "weight_decay",
     "replay_fraction",
+    "pseudo_low",
+    "pseudo_high",
+    "pseudo_fraction",
 )
 
 
@@ -127,6 +133,18 @@ class FineTuneConfig:
     replay_fraction
         Expected share of replayed patches per batch, in [0, 1), when replay
         images are given.
+    pseudo_low, pseudo_high
+        Pseudo-labels of the unlabelled images
+        (:mod:`napari_unet.core.pseudo_labels`): the starting model's pixels of
+        foreground probability at least ``pseudo_high`` are foreground
+        targets, at most ``pseudo_low`` background, the rest ignored;
+        ``0 <= pseudo_low < pseudo_high <= 1``.
+    pseudo_fraction
+        Expected share, in [0, 1), of the patches that are not replayed that
+        come from the pseudo-labelled images, when unlabelled images are given.
+    pseudo_tta
+        Pseudo-label with test-time augmentation (8 flips and rotations
+        averaged: steadier labels, 8 times the prediction work).
     """
 
     epochs: int | None = None
@@ -145,6 +163,10 @@ class FineTuneConfig:
     weight_decay: float = 1e-4
     keep_start: bool = True
     replay_fraction: float = DEFAULT_REPLAY_FRACTION
+    pseudo_low: float = DEFAULT_PSEUDO_LOW
+    pseudo_high: float = DEFAULT_PSEUDO_HIGH
+    pseudo_fraction: float = DEFAULT_PSEUDO_FRACTION
+    pseudo_tta: bool = False
 
     def __post_init__(self) -> None:
         for name, label in (
@@ -167,6 +189,15 @@ class FineTuneConfig:
         _check_share("validation share", self.val_fraction)
         _check_share("foreground_fraction", self.foreground_fraction, closed=True)
         _check_share("replay share", self.replay_fraction)
+        _check_share("pseudo-label share", self.pseudo_fraction)
+        low, high = _number(self.pseudo_low), _number(self.pseudo_high)
+        if low is None or high is None or not 0.0 <= low < high <= 1.0:
+            raise InputError(
+                "pseudo-label thresholds must satisfy 0 <= low < high <= 1, "
+                f"got low {self.pseudo_low!r} and high {self.pseudo_high!r}"
+            )
+        if not isinstance(self.pseudo_tta, bool):
+            raise InputError(f"pseudo_tta must be True or False, got {self.pseudo_tta!r}")
         if self.augment is not None and not isinstance(self.augment, AugmentConfig):
             raise InputError(f"augment must be an AugmentConfig, got {self.augment!r}")
         seed = _number(self.seed)

@@ -11,9 +11,9 @@ from torch import nn
 
 from napari_unet.core.augment import AugmentConfig, augment
 from napari_unet.core.devices import autocast
-from napari_unet.core.losses import Loss, bce_dice
+from napari_unet.core.losses import Loss, default_loss
 from napari_unet.core.sampling import PatchSampler, stack_patches
-from napari_unet.core.targets import BOUNDARY_BIT
+from napari_unet.core.targets import BOUNDARY_BIT, IGNORE_BIT, IGNORE_RIM_BIT
 
 CHANNELS_LAST = torch.channels_last
 #: Weight of a two-output model's boundary loss next to its foreground loss.
@@ -41,16 +41,57 @@ def training_loss(
 
     ``code`` is the packed target of :data:`~napari_unet.core.weights.BOUNDARY_BIT`;
     a one-output model sees it as its 0/1 target.  A second output learns the
-    object rims with BCE + soft Dice, unweighted, at weight
-    :data:`BOUNDARY_LOSS_WEIGHT`.
+    object rims with BCE + soft Dice at weight :data:`BOUNDARY_LOSS_WEIGHT`.
+    With border weights, its BCE is their weighted mean, as the foreground's
+    default loss is: the contacts between touching objects, a few per cent of
+    the rim pixels, then weigh up to ``1 + w0`` times as much as the outline
+    against the background, which the foreground output already gives away.
+
+    Pixels whose code carries :data:`~napari_unet.core.targets.IGNORE_BIT`
+    (:data:`~napari_unet.core.targets.IGNORE_RIM_BIT`) are left out of the
+    foreground (rim) loss: they add nothing to it, nor to its gradient.
     """
-    if logits.shape[1] == 1:
-        return loss_fn(logits, code, weights)
     foreground = torch.remainder(code, BOUNDARY_BIT)
-    rims = (code >= BOUNDARY_BIT).to(logits.dtype)
-    return loss_fn(logits[:, :1], foreground, weights) + BOUNDARY_LOSS_WEIGHT * bce_dice(
-        logits[:, 1:2], rims
+    keep = ~_bit(code, IGNORE_BIT)
+    loss = _known_pixels(loss_fn, logits[:, :1], foreground, weights, keep, loss_fn.pixelwise)
+    if logits.shape[1] == 1:
+        return loss
+    rims = _bit(code, BOUNDARY_BIT).to(logits.dtype)
+    return loss + BOUNDARY_LOSS_WEIGHT * _known_pixels(
+        default_loss, logits[:, 1:2], rims, weights, ~_bit(code, IGNORE_RIM_BIT)
     )
+
+
+def _bit(code: torch.Tensor, bit: int) -> torch.Tensor:
+    """Where ``code`` (float or integer) has ``bit`` set, as a bool tensor."""
+    return torch.remainder(torch.div(code, bit, rounding_mode="floor"), 2) > 0
+
+
+def _known_pixels(
+    loss_fn, logits, target, weights, keep: torch.Tensor, pixelwise: bool = True
+) -> torch.Tensor:
+    """``loss_fn`` over the pixels where ``keep`` is true only.
+
+    A pixelwise loss (:attr:`~napari_unet.core.losses.Loss.pixelwise`) pools
+    over the batch's pixels without regard to where they lie, so the kept
+    pixels flattened into one row give exactly the loss of those pixels alone
+    (tests/core/test_pseudo_labels.py checks every loss).  A loss over windows
+    (MS-SSIM) sees the other pixels as predicted exactly right and no gradient
+    flows through them; their neighbours' windows still include them.
+    """
+    if bool(keep.all()):
+        return loss_fn(logits, target, weights)
+    if not bool(keep.any()):
+        return logits.sum() * 0.0  # no known pixel: no loss, a finite zero
+    if not pixelwise:
+        fixed = logits.detach()
+        logits = torch.where(keep, logits, fixed)
+        return loss_fn(logits, torch.where(keep, target, torch.sigmoid(fixed)), weights)
+
+    def row(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor[keep].reshape(1, 1, 1, -1)
+
+    return loss_fn(row(logits), row(target), None if weights is None else row(weights))
 
 
 def to_batch(patches: Sequence[Patch], device: torch.device) -> Batch:
@@ -91,14 +132,44 @@ def draw_batch(
     rng: np.random.Generator,
     config: AugmentConfig | None,
     device: torch.device,
+    pseudo: tuple[PatchSampler, float] | None = None,
 ) -> Batch:
-    """Draw, augment and stack one batch; ``replay_fraction`` of it (expected) is replayed."""
+    """Draw, augment and stack one batch; ``replay_fraction`` of it (expected) is replayed.
+
+    ``pseudo`` is a sampler of pseudo-labelled images and the expected share
+    of the patches that are not replayed to draw from it.
+    """
     n_old = 0 if replay_sampler is None else int(rng.binomial(batch_size, replay_fraction))
-    drawn = sampler.sample(batch_size - n_old, rng)
+    n_pseudo = 0 if pseudo is None else int(rng.binomial(batch_size - n_old, pseudo[1]))
+    drawn = sampler.sample(batch_size - n_old - n_pseudo, rng)
+    if n_pseudo and pseudo is not None:
+        drawn += pseudo[0].sample(n_pseudo, rng)
     if n_old and replay_sampler is not None:
         drawn += replay_sampler.sample(n_old, rng)
     patches = [augment(img, tgt, wgt, rng, config) + (on_fg,) for img, tgt, wgt, on_fg in drawn]
     return to_batch(patches, device)
+
+
+def model_loss(work: nn.Module, loss_fn: Loss, batch: Batch, device: torch.device) -> torch.Tensor:
+    """Return the training loss of ``work`` on ``batch``, over all its deep-supervision heads.
+
+    A network with ``forward_heads`` (U-Net++, U-Net 3+:
+    :mod:`napari_unet.core.nets`) is scored on every head: the loss is the
+    mean of the heads' :func:`training_loss`, plus the binary cross-entropy of
+    its "holds a target" logit when it has one.  Any other network is scored
+    on ``work(x)``.
+    """
+    x, y, w = batch
+    forward_heads = getattr(work, "forward_heads", None)
+    with autocast(device):
+        heads = None if forward_heads is None else forward_heads(x)
+        outputs = [work(x)] if heads is None else heads.logits
+    value = torch.stack([training_loss(loss_fn, out.float(), y, w) for out in outputs]).mean()
+    if heads is not None and heads.presence is not None:
+        from napari_unet.core.nets.unet3p import presence_loss
+
+        value = value + presence_loss(heads.presence.float(), torch.remainder(y, BOUNDARY_BIT))
+    return value
 
 
 def train_step(
@@ -113,11 +184,8 @@ def train_step(
 
     Returns ``None``, and changes no weight, when the loss is NaN or infinite.
     """
-    x, y, w = batch
     optimizer.zero_grad(set_to_none=True)
-    with autocast(device):
-        logits = work(x)
-    value = training_loss(loss_fn, logits.float(), y, w)
+    value = model_loss(work, loss_fn, batch, device)
     if not bool(torch.isfinite(value)):
         return None
     scaler.scale(value).backward()

@@ -21,7 +21,9 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.core.errors import InputError
+from napari_unet.gui._arch_option import ArchitectureOption
 from napari_unet.gui._layers import LayerCombo, layer_array
+from napari_unet.gui._pseudo_option import PseudoLabelOption
 
 #: Whether "Keep what the default model knows" starts checked
 #: (benchmarks/results/generalisation.md).
@@ -112,11 +114,14 @@ class FineTuneForm(QWidget):
             "a few images does not make the model forget the rest"
         )
         self.replay_check.setChecked(REPLAY_BY_DEFAULT)
+        self.pseudo_check = PseudoLabelOption(viewer, self)
+        self.arch_option = ArchitectureOption(self)
 
         form = QFormLayout()
         # A row too long for a narrow dock (a long layer name in a combo) puts
         # its label above its field instead of widening the dock.
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.addRow(self.arch_option)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Time budget", self.minutes_spin)
         form.addRow("Learning rate", self.lr_spin)
@@ -125,6 +130,7 @@ class FineTuneForm(QWidget):
         form.addRow("Patch size", self.patch_spin)
         form.addRow("Region of interest", roi_row)
         form.addRow(self.replay_check)
+        form.addRow(self.pseudo_check)
         form.addRow("Image", self.image_combo)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -147,6 +153,8 @@ class FineTuneForm(QWidget):
             patch_size=self.patch_spin.value(),
             augment=replace(AugmentConfig(), **switches),
             device=device,
+            # A new network has no starting weights worth keeping.
+            keep_start=not self.arch_option.new_network(),
         )
 
     def replay(self) -> tuple[list, list] | None:

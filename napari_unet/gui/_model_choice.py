@@ -1,13 +1,17 @@
-"""The model combo of the Segment widget: shipped default, session model, files.
+"""The model combo of the Segment widget: shipped default, session model, files, ensembles.
 
 The model the user segments with becomes the session's active model (what
 Fine-tune starts from).  A model that arrives from elsewhere (a fine-tune) is
 kept as the "session model" entry even after another one is chosen, so a
-fine-tuned network is never lost by picking the default to compare.
+fine-tuned network is never lost by picking the default to compare.  Several
+files chosen at once make an ensemble entry
+(:class:`~napari_unet.core.ensemble.Ensemble`): Segment averages their maps;
+the session keeps its model, since an ensemble is no one network to fine-tune.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,8 @@ from napari_unet.core.errors import InputError
 DEFAULT = "default"
 SESSION = "session"
 FROM_FILE = "from file..."
+#: Item data of an ensemble entry: this prefix, then the files' paths, one a line.
+ENSEMBLE = "ensemble:"
 MODEL_FILTER = "napari-unet models (*.pt);;All files (*)"
 
 
@@ -43,6 +49,7 @@ class ModelChoice:
         self.combo = QComboBox(parent)
         self.combo.addItem("default (shipped)", DEFAULT)
         self.combo.addItem(FROM_FILE, FROM_FILE)
+        self.combo.setItemData(1, "one .pt file, or several for an ensemble", 3)  # tooltip
         self._last_index = 0
         self.combo.activated.connect(self._on_activated)
         session.model_changed.connect(self._on_model_changed)
@@ -53,10 +60,10 @@ class ModelChoice:
         if self.combo.itemData(index) == FROM_FILE:
             loaded = False
             try:
-                path, _ = QFileDialog.getOpenFileName(
-                    self._parent, "Open a model", "", MODEL_FILTER
+                paths, _ = QFileDialog.getOpenFileNames(
+                    self._parent, "Open a model (several: an ensemble)", "", MODEL_FILTER
                 )
-                loaded = bool(path) and self.load_file(path)
+                loaded = bool(paths) and self.load_files(paths)
             finally:
                 # Cancelled, refused or failed: the box goes back to the model
                 # the next Run uses, never stays on "from file...".
@@ -93,6 +100,40 @@ class ModelChoice:
             index = self.combo.count() - 1  # before "from file..."
             self.combo.insertItem(index, f"file: {Path(key).name}", key)
             self.combo.setItemData(index, key, 3)  # tooltip: the full path
+        self.combo.setCurrentIndex(index)
+        self._last_index = index
+        return True
+
+    def load_files(self, paths: Sequence[str | Path]) -> bool:
+        """Load one model file, or several as an ensemble, and select it.
+
+        A file that does not load gives one notification and leaves the choice
+        as it was (none of the files is used).
+
+        Returns
+        -------
+        bool
+            Whether every model loaded.
+        """
+        from napari_unet.core.ensemble import Ensemble
+        from napari_unet.core.model import load_model
+
+        keys = list(dict.fromkeys(str(Path(p).expanduser().resolve()) for p in paths))
+        if len(keys) == 1:
+            return self.load_file(keys[0])
+        try:
+            models = tuple(load_model(key) for key in keys)
+        except InputError as exc:
+            show_error(f"Segment: {exc}; the model in use is unchanged")
+            return False
+        key = ENSEMBLE + "\n".join(keys)
+        self._models[key] = Ensemble(models)
+        index = self.combo.findData(key)
+        if index < 0:
+            index = self.combo.count() - 1  # before "from file..."
+            names = ", ".join(Path(k).name for k in keys)
+            self.combo.insertItem(index, f"ensemble of {len(keys)}: {names}", key)
+            self.combo.setItemData(index, "\n".join(keys), 3)  # tooltip: the full paths
         self.combo.setCurrentIndex(index)
         self._last_index = index
         return True
@@ -134,10 +175,19 @@ class ModelChoice:
                 if self.session.model is not None:
                     self._models[DEFAULT] = self.session.model
             return self._models.get(DEFAULT), DEFAULT
+        if choice.startswith(ENSEMBLE):
+            return self._models[choice], self.combo.currentText()
         return self._models[choice], f"file: {Path(choice).name}"
 
     def adopt(self, model: Any, label: str) -> None:
-        """Make ``model`` (the chosen entry's, maybe just loaded) the session's model."""
+        """Make ``model`` (the chosen entry's, maybe just loaded) the session's model.
+
+        An ensemble is not one network to fine-tune: the session keeps its model.
+        """
+        from napari_unet.core.ensemble import Ensemble
+
+        if isinstance(model, Ensemble):
+            return
         if label == DEFAULT:
             self._models.setdefault(DEFAULT, model)
         if self.session.model is not model:

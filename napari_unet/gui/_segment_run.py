@@ -1,4 +1,4 @@
-"""Segment's work in the worker and its extra layer: model loading, TTA, uncertainty."""
+"""Segment's work in the worker and its extra layer: model loading, TTA, ensembles, uncertainty."""
 
 from __future__ import annotations
 
@@ -20,10 +20,14 @@ def load_and_predict(
 
     With ``tta`` the 8 flips and rotations are predicted and averaged
     (:func:`napari_unet.core.tta.iter_predict_tta`), and the prediction
-    carries their spread as ``uncertainty``.  Yields the prediction's events
-    (a busy :class:`Progress` while loading); returns ``(model, Prediction)``.
+    carries their spread as ``uncertainty``; an
+    :class:`~napari_unet.core.ensemble.Ensemble` predicts with every model and
+    carries the spread across them (:func:`~napari_unet.core.ensemble.iter_predict_ensemble`).
+    Yields the prediction's events (a busy :class:`Progress` while loading);
+    returns ``(model, Prediction)``.
     """
     from napari_unet.core.checkpoint import load_model
+    from napari_unet.core.ensemble import Ensemble, iter_predict_ensemble
     from napari_unet.core.images import is_rgb
     from napari_unet.core.inference import iter_predict
     from napari_unet.core.tta import iter_predict_tta
@@ -34,8 +38,12 @@ def load_and_predict(
     if model is None:
         yield Progress(0, 0, "loading the model")
         model = load_model(DEFAULT)
-    if is_rgb(image) and model.config.in_channels == 1:
+    members = model.models if isinstance(model, Ensemble) else (model,)
+    if is_rgb(image) and any(m.config.in_channels == 1 for m in members):
         yield Notice(f"'{name}' is RGB; converted to grey for the 1-channel model.")
+    if isinstance(model, Ensemble):
+        maps = yield from iter_predict_ensemble(image, model.models, tta=tta, **options)
+        return model, maps
     predict = iter_predict_tta if tta else iter_predict
     maps = yield from predict(image, model, **options)
     return model, maps

@@ -32,7 +32,7 @@ from napari_unet.gui._layers import LayerCombo, image_name_for, layer_array
 from napari_unet.gui._text import plural
 from napari_unet.gui._training_files import save_pair
 from napari_unet.gui.predictions import check_content, mark_corrected
-from napari_unet.gui.session import TrainingPair, get_session
+from napari_unet.gui.session import TrainingPair, get_session, pair_name
 
 if TYPE_CHECKING:
     import napari
@@ -354,7 +354,7 @@ class CorrectMasksWidget(QWidget):
         folder = self.session.training_dir
         pairs = []
         for z in slices:
-            name = image_layer.name if z is None else f"{image_layer.name} z{z:03d}"
+            name = pair_name(image_layer.name, z)
             accepted = _plane(mask, z)
             effort = float("nan")
             if model_mask is not None and model_mask.shape == mask.shape:

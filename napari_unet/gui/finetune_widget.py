@@ -116,6 +116,7 @@ class FineTuneWidget(QWidget):
             form.roi_combo,
             form.replay_check,
         )
+        self.pseudo_check = form.pseudo_check
         self.repredict_check = QCheckBox("Predict this image again when done")
         self.repredict_check.setChecked(True)
         self.start_button = QPushButton("Start")
@@ -148,6 +149,7 @@ class FineTuneWidget(QWidget):
         self.save_button.clicked.connect(self._save_dialog)
         self.session.training_set_changed.connect(self._show_count)
         self.session.busy_changed.connect(self._update_enabled)
+        form.arch_option.follow(self.session)
         self.session.prediction_added.connect(self._guess_image)
         napari_viewer.layers.events.inserted.connect(self._guess_image)
         # A widget torn down mid-run (napari closing) stops the training at
@@ -223,6 +225,8 @@ class FineTuneWidget(QWidget):
             return None
         try:
             start_model = self.session.get_model()
+            if self.form.arch_option.new_network():
+                start_model = self.form.arch_option.new_model(start_model)
         except InputError as exc:
             show_error(f"Fine-tune: {exc}")
             return None
@@ -255,6 +259,7 @@ class FineTuneWidget(QWidget):
             config,
             rois=self.roi_arrays(pairs),
             replay=self.form.replay(),
+            unlabelled=self.pseudo_check.unlabelled(pairs),
             should_stop=self._stop.is_set,
             state=self._state,
         )

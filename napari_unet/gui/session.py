@@ -24,7 +24,7 @@ from psygnal import Signal
 # Re-exported: the record lived here before gui/predictions.py held it.
 from napari_unet.gui.predictions import PredictionRecord
 
-__all__ = ["PredictionRecord", "Session", "TrainingPair", "get_session"]
+__all__ = ["PredictionRecord", "Session", "TrainingPair", "get_session", "pair_name"]
 
 # Sessions are keyed weakly by viewer so that closing a viewer frees its
 # session (and its model) with it.
@@ -40,6 +40,11 @@ class TrainingPair:
     mask: np.ndarray
     effort_dice: float = float("nan")  # Dice(model mask, accepted mask)
     path: Path | None = None  # where it was saved on disk
+
+
+def pair_name(image_layer: str, z: int | None = None) -> str:
+    """Name of the training pair of an image layer, or of its slice ``z``."""
+    return image_layer if z is None else f"{image_layer} z{z:03d}"
 
 
 class Session:

@@ -107,7 +107,7 @@ def test_predict_writes_instances_of_a_two_output_model(tmp_path, capsys):
     torch.manual_seed(1)
     model = build_model(base_width=4, depth=2, out_channels=2)
     maps = run_to_completion(iter_predict(image, model, device="cpu"))
-    model.threshold = float(np.quantile(maps.proba, 0.4))  # a mask with several parts
+    model.threshold = float(np.quantile(maps.proba, 0.7))  # a mask with several parts
     save_model(model, tmp_path / "two.pt")
 
     code, out, _ = _run(
@@ -461,6 +461,19 @@ def test_train_bad_input(train_files, capsys, tiny_model, files):
         code, _, err = _run(capsys, *argv)
         _assert_one_error_line(code, err, fragment)
     assert not (d / "out" / "model.pt").exists()
+
+
+def test_train_arch_builds_a_new_network_of_that_architecture(train_files, capsys, tiny_model):
+    argv = _train_argv(train_files, "none", *FAST, "--arch", "unetpp")
+    code, out, err = _run(capsys, *argv)
+    assert code == 0, err
+    model = load_model(train_files / "out" / "model.pt")
+    assert model.config.arch == "unetpp" and type(model).__name__ == "UNetPlusPlus"
+    # A starting model keeps its own architecture: asking for another is an error.
+    code, _, err = _run(capsys, *_train_argv(train_files, tiny_model, *FAST, "--arch", "unet3p"))
+    _assert_one_error_line(code, err, "--arch unet3p conflicts with the starting model, a U-Net")
+    code, _, err = _run(capsys, *_train_argv(train_files, "none", *FAST, "--arch", "vnet"))
+    _assert_one_error_line(code, err, "invalid choice: 'vnet'")
 
 
 # ----------------------------------------------------------------------------- evaluate

@@ -5,16 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import run_to_completion
 from napari_unet.core.inference import iter_predict, predict_proba
-from napari_unet.core.instances import instances_from_maps
+from napari_unet.core.instances import MIN_OBJECT_SIZE, instances_from_maps
 from napari_unet.core.losses import bce_dice, get_loss
 from napari_unet.core.metrics import average_precision, dsb_score, object_scores
 from napari_unet.core.model import build_model
 from napari_unet.core.postprocess import label_objects
-from napari_unet.core.targets import BOUNDARY_BIT, boundary_target
+from napari_unet.core.targets import BOUNDARY_BIT, boundary_target, separation_border
 from napari_unet.core.training import fine_tune, training_loss
 from napari_unet.core.validation import prepare_data
 
@@ -90,7 +91,7 @@ def test_an_object_without_interior_is_kept_and_tiny_seeds_do_not_split():
     proba, rim = _ideal_maps(labels)
     rim[25, 25] = 1.0  # a one-pixel hole in the rim map cuts no seed off
     rim[25:27, 21:23] = 0.0  # joined to the interior anyway
-    out = instances_from_maps(proba, rim, 0.5)
+    out = instances_from_maps(proba, rim, 0.5, min_object_size=0)
     assert out.max() == 2
     assert object_scores(out, labels, iou_threshold=0.9)["tp"] == 2
 
@@ -99,8 +100,13 @@ def test_mask_options_apply_and_stacks_get_unique_ids():
     labels = _touching()
     proba, rim = _ideal_maps(labels)
     proba[2:4, 2:4] = 1.0  # a 4-pixel speck
-    assert instances_from_maps(proba, rim, 0.5).max() == 4
-    assert instances_from_maps(proba, rim, 0.5, min_size=10).max() == 3
+    assert instances_from_maps(proba, rim, 0.5, min_object_size=0).max() == 4
+    assert instances_from_maps(proba, rim, 0.5, min_size=10, min_object_size=0).max() == 3
+    # By default the split drops specks under MIN_OBJECT_SIZE; components keep them.
+    assert MIN_OBJECT_SIZE > 4
+    split = instances_from_maps(proba, rim, 0.5)
+    assert split.max() == 3 and not split[2:4, 2:4].any()
+    assert instances_from_maps(proba, None, 0.5)[2:4, 2:4].all()
     stack = instances_from_maps(np.stack([proba, proba]), np.stack([rim, rim]), 0.5, min_size=10)
     assert stack.shape == (2, *labels.shape)
     assert set(np.unique(stack[0])) == {0, 1, 2, 3}
@@ -176,6 +182,16 @@ def test_training_targets_pack_the_rims_and_the_loss_uses_both_outputs():
     )
     assert training_loss(loss, logits, target, None) == pytest.approx(float(expected))
 
+    # With border weights, a wrong rim logit costs more where the weight is high (contacts).
+    default = get_loss("default")
+    weights = torch.ones(2, 1, 16, 16)
+    rim_target = torch.zeros(2, 1, 16, 16)
+    rim_target[:, :, 8] = 2.0  # a rim row, predicted as no rim
+    good = torch.full((2, 2, 16, 16), -5.0)
+    plain = float(training_loss(default, good, rim_target, weights))
+    weights[:, :, 8] = 11.0
+    assert float(training_loss(default, good, rim_target, weights)) > plain + 0.1
+
 
 def test_fine_tuning_a_two_output_model_learns_the_rims():
     labels = _touching(shape=(96, 128))
@@ -201,7 +217,7 @@ def test_random_maps_keep_the_mask_and_split_only_within_its_parts():
     proba = (proba - proba.min()) / np.ptp(proba)
     rim = ndi.gaussian_filter(rng.random((120, 150)), 1.5).astype(np.float32)
     rim = (rim - rim.min()) / np.ptp(rim)
-    out = instances_from_maps(proba, rim, 0.5)
+    out = instances_from_maps(proba, rim, 0.5, min_object_size=0)
     mask = proba >= 0.5
     np.testing.assert_array_equal(out > 0, mask)
     parts = label_objects(mask)
@@ -210,3 +226,20 @@ def test_random_maps_keep_the_mask_and_split_only_within_its_parts():
     np.testing.assert_array_equal(ids, np.arange(1, ids.size + 1))  # consecutive
     for i in ids:  # every object lies in one part of the mask
         assert np.unique(parts[out == i]).size == 1
+
+
+def test_boundary_target_widens_contacts_only():
+    labels = _touching()
+    thin = boundary_target(labels, contact_width=0)
+    wide = boundary_target(labels)
+    assert (wide >= thin).all() and wide.sum() > thin.sum()
+    assert not np.any(wide & (labels == 0))
+    # The extra pixels lie next to a contact, never on an outline against the background.
+    contacts = separation_border(labels)
+    extra = wide & ~thin
+    near = ndi.binary_dilation(contacts, structure=np.ones((3, 3), bool))
+    assert near[extra].all()
+    # The band between objects 1 and 2 is 4 px wide (2 + 2 * CONTACT_WIDTH).
+    row = np.flatnonzero(contacts.any(axis=1))[len(np.flatnonzero(contacts.any(axis=1))) // 2]
+    on_row = wide[row] & ((labels[row] == 1) | (labels[row] == 2))
+    assert on_row.sum() - thin[row][(labels[row] == 1) | (labels[row] == 2)].sum() >= 2

@@ -115,7 +115,7 @@ def test_bce_dice_is_the_sum_of_its_parts(target):
 def test_losses_without_weighting_ignore_weights(target):
     logits = torch.randn(target.shape, generator=torch.Generator().manual_seed(5))
     big = torch.full_like(target, 7.0)
-    for name in ("dice", "bce_dice", "focal", "ohem", "ohem_dice"):
+    for name in ("dice", "bce_dice", "focal", "ohem", "ohem_dice", "hybrid"):
         loss = get_loss(name)
         assert loss.weighting == "none"
         assert torch.equal(loss(logits, target, big), loss(logits, target, None))
@@ -134,6 +134,7 @@ def test_registry_and_unknown_name():
         "bce",
         "ohem",
         "ohem_dice",
+        "hybrid",
     }
     assert all(isinstance(d, str) and d and "\n" not in d for d in LOSSES.values())
     with pytest.raises(InputError, match="choose one of default, wce, dice, bce_dice, focal, bce"):

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from _cells import cells
 
 from napari_unet.core.inference import predict_proba
 from napari_unet.core.metrics import dice
@@ -16,19 +17,6 @@ from napari_unet.gui.finetune_widget import FineTuneWidget
 from napari_unet.gui.session import PredictionRecord, TrainingPair, get_session
 
 pytestmark = pytest.mark.gui
-
-
-def cells(seed, size=64):
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:size, :size]
-    image = rng.normal(20, 4, (size, size)).astype(np.float32)
-    labels = np.zeros((size, size), np.int32)
-    for i in range(1, 6):
-        cy, cx = rng.integers(8, size - 8, 2)
-        disk = (yy - cy) ** 2 + (xx - cx) ** 2 < 25
-        image[disk] += 80
-        labels[disk] = i
-    return image, labels
 
 
 def states_equal(a, b):
