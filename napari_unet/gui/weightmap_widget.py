@@ -18,7 +18,6 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import (
-    QDoubleSpinBox,
     QFormLayout,
     QLabel,
     QPushButton,
@@ -28,6 +27,7 @@ from qtpy.QtWidgets import (
 
 from napari_unet.core.events import Progress
 from napari_unet.gui._layers import LayerCombo, layer_array, spatial_transform
+from napari_unet.gui._weight_params import weight_params_form
 from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator
 
@@ -73,19 +73,9 @@ class BorderWeightMapWidget(QWidget):
         self._watched: Any | None = None
 
         self.labels_combo = LayerCombo(napari_viewer, Labels, self)
-        self.w0_spin = QDoubleSpinBox()
-        self.w0_spin.setRange(0.0, 1000.0)
-        self.w0_spin.setDecimals(1)
-        self.w0_spin.setSingleStep(1.0)
-        self.w0_spin.setValue(10.0)
-        self.w0_spin.setToolTip("Weight of the border term (the paper uses 10).")
-        self.sigma_spin = QDoubleSpinBox()
-        self.sigma_spin.setRange(0.1, 200.0)
-        self.sigma_spin.setDecimals(1)
-        self.sigma_spin.setSingleStep(0.5)
-        self.sigma_spin.setValue(5.0)
-        self.sigma_spin.setSuffix(" px")
-        self.sigma_spin.setToolTip("Width of the border term in pixels (the paper uses about 5).")
+        self.params = weight_params_form()
+        self.w0_spin = self.params.w0.native
+        self.sigma_spin = self.params.sigma.native
         self.show_button = QPushButton("Show weight map")
         self.status = QLabel(
             "w = w_c + w0 exp(-(d1 + d2)^2 / 2 sigma^2): large weights in the gaps "
@@ -95,10 +85,9 @@ class BorderWeightMapWidget(QWidget):
 
         form = QFormLayout()
         form.addRow("Labels", self.labels_combo)
-        form.addRow("w0", self.w0_spin)
-        form.addRow("sigma", self.sigma_spin)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
+        layout.addWidget(self.params.native)
         layout.addWidget(self.show_button)
         layout.addWidget(self.status)
         layout.addStretch(1)

@@ -51,10 +51,11 @@ def test_weight_map_layer_appears_and_updates_in_place(make_napari_viewer, qtbot
         lambda: np.allclose(layer.data, border_weight_map(labels, 20.0, 5.0)), timeout=20_000
     )
     assert layer.data[20, 30] > gap  # a larger w0 weighs the gap more
-    widget.sigma_spin.setValue(3.0)
+    widget.params.sigma.value = 3.0  # the magicgui form drives the same map
     qtbot.waitUntil(
         lambda: np.allclose(layer.data, border_weight_map(labels, 20.0, 3.0)), timeout=20_000
     )
+    assert widget.params.w0.value == pytest.approx(20.0)
     assert viewer.layers["cells weight map"] is layer
     assert len(viewer.layers) == n_layers
     assert layer.contrast_limits[1] == pytest.approx(float(layer.data.max()))
