@@ -22,7 +22,7 @@ from napari_unet.cli._defaults import (
 def _cmd_predict(args: argparse.Namespace) -> int:
     from napari_unet.core.checkpoint import load_model
     from napari_unet.core.devices import resolve_device
-    from napari_unet.core.ensemble import iter_predict_ensemble
+    from napari_unet.core.ensemble import Ensemble, iter_predict_ensemble
     from napari_unet.core.errors import InputError
     from napari_unet.core.events import Notice, run_to_completion
     from napari_unet.core.inference import iter_predict
@@ -47,7 +47,7 @@ def _cmd_predict(args: argparse.Namespace) -> int:
     models = [load_model(source, device="cpu") for source in args.model]
     model = models[0]
     # An ensemble thresholds its mean at the mean of its models' thresholds.
-    default_threshold = sum(m.threshold for m in models) / len(models)
+    default_threshold = Ensemble(tuple(models)).threshold
     threshold = default_threshold if args.threshold is None else args.threshold
     # None lets the core overlap tiles by twice the network's receptive radius.
     overlap = args.overlap
