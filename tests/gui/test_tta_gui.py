@@ -41,10 +41,8 @@ def test_tta_adds_an_uncertainty_layer_and_correct_goes_to_its_peak(
     assert segment.model_choice.load_file(path)
     segment.device_combo.setCurrentIndex(segment.device_combo.findData("cpu"))
     segment.tta_check.setChecked(True)
-    worker = segment.run()
-    with qtbot.waitSignal(worker.finished, timeout=120_000):
-        pass
-    qtbot.waitUntil(lambda: segment.worker is None, timeout=5_000)
+    segment.run()
+    qtbot.waitUntil(lambda: segment.worker is None, timeout=120_000)
 
     layer = viewer.layers["cells uncertainty"]
     assert isinstance(layer, Image) and not layer.visible

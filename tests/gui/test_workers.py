@@ -35,14 +35,12 @@ def test_a_generator_that_returns_is_closed_before_on_finish(qtbot):
     returned: list = []
     seen_at_finish: list = []
     gen = counting(log, steps=3)
-    worker = start_generator(
+    start_generator(
         gen,
         on_return=returned.append,
         on_finish=lambda: seen_at_finish.append(list(log)),
     )
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
-    qtbot.waitUntil(lambda: bool(seen_at_finish), timeout=5_000)
+    qtbot.waitUntil(lambda: bool(seen_at_finish), timeout=10_000)
     assert returned == ["done"]
     assert log[-1] == "closed" and seen_at_finish[0][-1] == "closed"
 
@@ -51,9 +49,7 @@ def test_a_stopped_worker_closes_its_generator(qtbot):
     log: list = []
     gen = counting(log, delay=0.005)  # slow enough for the main thread to ask it to stop
     worker, finished = run(qtbot, gen, on_yield=lambda i: stop(worker) if i == 2 else None)
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
-    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
     assert log[-1] == "closed" and len(log) < 1000
 
 
@@ -61,9 +57,7 @@ def test_a_failing_generator_is_closed_and_reported_in_one_line(qtbot, messages)
     log: list = []
     errors: list = []
     worker, finished = run(qtbot, counting(log, fail_at=2), on_error=errors.append)
-    with qtbot.waitSignal(worker.finished, timeout=10_000):
-        pass
-    qtbot.waitUntil(lambda: bool(finished), timeout=5_000)
+    qtbot.waitUntil(lambda: bool(finished), timeout=10_000)
     assert log[-1] == "closed"
     assert isinstance(errors[0], ValueError)
     assert any("broken input: fix it" in m for m in messages)
