@@ -13,25 +13,32 @@ Segment and with the weight map shown, in docs/screenshots/.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
-import napari
-import numpy as np
-from qtpy.QtCore import QRect
-from qtpy.QtWidgets import QApplication
+from napari_unet.gui.demo import choose_qt_api, open_demo
 
-from napari_unet.gui.demo import open_demo
-from napari_unet.gui.session import get_session
+# Before napari and qtpy are imported: PyQt6 where installed, as the demo runs,
+# so that napari's PyQt5 notice does not cover the window shots.
+choose_qt_api(os.environ)
 
+import napari  # noqa: E402
+import numpy as np  # noqa: E402
+from qtpy.QtCore import QRect  # noqa: E402
+from qtpy.QtWidgets import QApplication  # noqa: E402
+
+from napari_unet.gui.session import get_session  # noqa: E402
+
+#: Panel step key -> (the name used below, the PNG written).
 FILES = {
-    "Load images": "load_images.png",
-    "Segment": "segment.png",
-    "Correct masks": "correct_masks.png",
-    "Fine-tune": "fine_tune.png",
-    "Border weight map": "border_weight_map.png",
-    "Dice vs ground truth": "dice.png",
+    "load": ("Load images", "load_images.png"),
+    "segment": ("Segment", "segment.png"),
+    "correct": ("Correct masks", "correct_masks.png"),
+    "finetune": ("Fine-tune", "fine_tune.png"),
+    "weightmap": ("Border weight map", "border_weight_map.png"),
+    "dice": ("Dice vs ground truth", "dice.png"),
 }
 
 
@@ -55,21 +62,28 @@ def main() -> None:
 
     viewer = napari.Viewer(title="napari-unet", show=True)
     viewer.window._qt_window.resize(1600, 1000)
-    widgets = open_demo(viewer)
+    panel = open_demo(viewer)
+    widgets = {name: panel.steps[key] for key, (name, _) in FILES.items()}
+    files = {name: png for name, png in FILES.values()}
+    keys = {name: key for key, (name, _) in FILES.items()}
     session = get_session(viewer)
     work = Path(tempfile.mkdtemp(prefix="napari-unet-shots-"))
-    docks = {name: viewer.window._dock_widgets[f"{name} (napari-unet)"] for name in FILES}
 
     def shoot(name: str) -> None:
-        docks[name].raise_()
+        # The step's section open, the others folded, as a user works through the panel.
+        for key, (other, _) in FILES.items():
+            panel.section(key).set_expanded(other == name)
         wait(lambda: True)
         widget = widgets[name]
-        # Crop the empty space a tall dock leaves below the controls (a plot
+        section = panel.section(keys[name])
+        panel.scroll.ensureWidgetVisible(section, 0, 0)
+        wait(lambda: True)
+        # Crop the empty space a tall widget leaves below the controls (a plot
         # fills its widget, so those are kept whole).
         height = widget.height()
         if not hasattr(widget, "plot"):
             height = min(height, widget.minimumSizeHint().height() + 12)
-        widget.grab(QRect(0, 0, widget.width(), height)).save(str(args.out / FILES[name]))
+        widget.grab(QRect(0, 0, widget.width(), height)).save(str(args.out / files[name]))
 
     shoot("Load images")
 
