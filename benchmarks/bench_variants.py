@@ -106,18 +106,16 @@ def train(task: str, arch: str, seed: int, loss: str, data, minutes: float, log)
         model, images, labels, rois=rois, max_minutes=minutes, device="cpu", seed=seed,
         keep_start=False, loss=loss,
     )  # fmt: skip
-    started = time.perf_counter()
-    while True:
-        try:
-            event = next(gen)
-        except StopIteration as stop:
-            result = stop.value
-            break
+
+    def show(event) -> None:
         if isinstance(event, EpochEnd):
             log(
                 f"[{task} {arch} s{seed} {loss}] epoch {event.epoch} loss {event.train_loss:.4f} "
                 f"val Dice {event.val_dice:.4f} best {event.best_dice:.4f} {event.elapsed_s:.0f} s"
             )
+
+    started = time.perf_counter()
+    result = run_to_completion(gen, show)
     return result, time.perf_counter() - started
 
 

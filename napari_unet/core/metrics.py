@@ -27,6 +27,7 @@ from napari_unet.core.object_metrics import (
     dsb_score,
     object_row,
     object_scores,
+    slice_pairs,
 )
 
 SCORE_KEYS = ("dice", "iou", "precision", "recall", "f1", "ap50", "ap75", "ap90", "dsb")
@@ -199,12 +200,7 @@ def scores_per_slice(
         The mean of every key of :data:`SCORE_KEYS` over the slices (each
         slice counts equally).
     """
-    pred, truth = check_pair(pred, truth)
-    if not 0.0 <= iou_threshold < 1.0:
-        raise InputError(f"IoU threshold must be in [0, 1), got {iou_threshold}")
-    if pred.ndim not in (2, 3):
-        raise InputError(f"masks must be 2D (Y, X) or a stack (Z, Y, X), got shape {pred.shape}")
-    pairs = [(pred, truth)] if pred.ndim == 2 else list(zip(pred, truth, strict=True))
+    pairs = slice_pairs(pred, truth, iou_threshold)
     rows = []
     for z, (p, t) in enumerate(pairs):
         row: dict[str, float | int] = {"slice": z, "dice": dice(p, t), "iou": iou(p, t)}

@@ -27,6 +27,25 @@ def check_pair(pred: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndar
     return pred, truth
 
 
+def slice_pairs(
+    pred: np.ndarray, truth: np.ndarray, iou_threshold: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Check a prediction, its truth and an IoU threshold; return their 2D slices paired.
+
+    Raises
+    ------
+    InputError
+        Shapes that differ, an array that is neither 2D nor a stack, or an IoU
+        threshold outside [0, 1).
+    """
+    pred, truth = check_pair(pred, truth)
+    if not 0.0 <= iou_threshold < 1.0:
+        raise InputError(f"IoU threshold must be in [0, 1), got {iou_threshold}")
+    if pred.ndim not in (2, 3):
+        raise InputError(f"masks must be 2D (Y, X) or a stack (Z, Y, X), got shape {pred.shape}")
+    return [(pred, truth)] if pred.ndim == 2 else list(zip(pred, truth, strict=True))
+
+
 def _dense_ids(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """Return (ids, area per id, number of objects) with ids small enough to bincount.
 
@@ -128,12 +147,7 @@ def object_scores(
         A ratio with a zero denominator is 0.0, except that all three are 1.0
         when neither side has an object.
     """
-    pred, truth = check_pair(pred, truth)
-    if not 0.0 <= iou_threshold < 1.0:
-        raise InputError(f"IoU threshold must be in [0, 1), got {iou_threshold}")
-    if pred.ndim not in (2, 3):
-        raise InputError(f"masks must be 2D (Y, X) or a stack (Z, Y, X), got shape {pred.shape}")
-    slices = [(pred, truth)] if pred.ndim == 2 else list(zip(pred, truth, strict=True))
+    slices = slice_pairs(pred, truth, iou_threshold)
     tp = n_pred = n_true = 0
     for p, t in slices:
         a, b, c = _matched_pairs(as_instances(p), as_instances(t), float(iou_threshold))

@@ -36,7 +36,7 @@ from napari_unet.core.losses import Weighting
 from napari_unet.core.model import UNet
 from napari_unet.core.targets import IGNORE_BIT, IGNORE_RIM_BIT
 from napari_unet.core.tta import iter_predict_tta
-from napari_unet.core.validation import _weights
+from napari_unet.core.validation import target_weights
 
 #: Progress units per image (images differ in size; each counts the same).
 _UNITS = 1000
@@ -197,7 +197,7 @@ def iter_pseudo_labels(
         out.train_images.append(np.ascontiguousarray(norm[None] if norm.ndim == 2 else norm))
         out.train_targets.append(code)
         if out.train_weights is not None:
-            weight = _weights(code & 1, weighting)[1]
+            weight = target_weights(code & 1, weighting)[1]
             out.train_weights.append(np.ones(code.shape, np.float32) if weight is None else weight)
         ignored = int(np.count_nonzero(code & IGNORE_BIT))
         out.ignored += ignored

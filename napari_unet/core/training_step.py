@@ -12,6 +12,7 @@ from torch import nn
 from napari_unet.core.augment import AugmentConfig, augment
 from napari_unet.core.devices import autocast
 from napari_unet.core.losses import Loss, default_loss
+from napari_unet.core.nets import presence_loss
 from napari_unet.core.sampling import PatchSampler, stack_patches
 from napari_unet.core.targets import BOUNDARY_BIT, IGNORE_BIT, IGNORE_RIM_BIT
 
@@ -166,8 +167,6 @@ def model_loss(work: nn.Module, loss_fn: Loss, batch: Batch, device: torch.devic
         outputs = [work(x)] if heads is None else heads.logits
     value = torch.stack([training_loss(loss_fn, out.float(), y, w) for out in outputs]).mean()
     if heads is not None and heads.presence is not None:
-        from napari_unet.core.nets.unet3p import presence_loss
-
         value = value + presence_loss(heads.presence.float(), torch.remainder(y, BOUNDARY_BIT))
     return value
 

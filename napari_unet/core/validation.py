@@ -214,7 +214,7 @@ def _train_windows(box: list[int] | None, shape: tuple[int, int]) -> list[tuple[
     return [(ys, xs) for ys, xs in parts if ys.stop > ys.start and xs.stop > xs.start]
 
 
-def _weights(
+def target_weights(
     mask: np.ndarray, weighting: Weighting, boundary: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Target code and weights of one crop (see :data:`BOUNDARY_BIT`)."""
@@ -300,7 +300,7 @@ def prepare_data(
         if role == "val":
             continue
         for ty, tx in _train_windows(box, (h, w)):
-            target, weight = _weights(mask[ty, tx], weighting, two_outputs)
+            target, weight = target_weights(mask[ty, tx], weighting, two_outputs)
             train_images.append(np.ascontiguousarray(norm[:, ty, tx]))
             train_targets.append(target)
             if weight is not None:

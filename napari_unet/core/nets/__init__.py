@@ -27,6 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from napari_unet.core.errors import InputError
 from napari_unet.core.model import UNet, UNetConfig
@@ -46,6 +47,25 @@ class Heads(NamedTuple):
 
     logits: list[torch.Tensor]
     presence: torch.Tensor | None = None
+
+
+def presence_loss(presence: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy of the "holds a target" logits against the targets.
+
+    Parameters
+    ----------
+    presence
+        (N, 1) logits of :attr:`Heads.presence`.
+    foreground
+        (N, 1, H, W) 0/1 (or boolean) foreground targets.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar mean over the batch.
+    """
+    holds = foreground.flatten(1).amax(dim=1, keepdim=True).to(presence.dtype)
+    return F.binary_cross_entropy_with_logits(presence, holds)
 
 
 def network_class(arch: str) -> type[UNet]:
@@ -129,4 +149,4 @@ def receptive_radius(config: UNetConfig) -> int:
     return unet_radius(config)
 
 
-__all__ = ["Heads", "network_class", "receptive_radius"]
+__all__ = ["Heads", "network_class", "presence_loss", "receptive_radius"]

@@ -186,22 +186,3 @@ class UNet3Plus(UNet):
             empty = self.classifier(features[-1]) < 0  # P(target) < 0.5
             logits = logits.masked_fill(empty[:, :, None, None], GATED_LOGIT)
         return logits
-
-
-def presence_loss(presence: torch.Tensor, foreground: torch.Tensor) -> torch.Tensor:
-    """Binary cross-entropy of the "holds a target" logits against the targets.
-
-    Parameters
-    ----------
-    presence
-        (N, 1) logits of :attr:`Heads.presence`.
-    foreground
-        (N, 1, H, W) 0/1 (or boolean) foreground targets.
-
-    Returns
-    -------
-    torch.Tensor
-        Scalar mean over the batch.
-    """
-    holds = foreground.flatten(1).amax(dim=1, keepdim=True).to(presence.dtype)
-    return F.binary_cross_entropy_with_logits(presence, holds)
