@@ -14,8 +14,9 @@ and the largest number of pending rewrites ever seen.
 
 With ``--instances``, "Show objects as separate labels" is on: every slider
 change recomputes the instances (:func:`napari_unet.core.instances.
-instances_from_maps`, the model's rims splitting touching nuclei), and the
-target is an absolute one, slider change to redrawn labels <= 150 ms.
+instances_from_maps` following the split the worker made once at the model's
+threshold), and the target is an absolute one, slider change to redrawn
+labels <= 150 ms.
 
 Run on a virtual display::
 
@@ -95,7 +96,7 @@ def main() -> None:
 
     def expected(t: float) -> np.ndarray:
         if args.instances:
-            return instances_from_maps(prob, record.boundary, t)
+            return instances_from_maps(prob, record.boundary, t, split=record.objects)
         return (prob >= np.float32(t)).astype(np.uint8)
 
     scene_canvas = viewer.window._qt_viewer.canvas._scene_canvas

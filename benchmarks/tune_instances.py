@@ -4,7 +4,8 @@ Predicts a fixed subset of each modality's development part of the DSB 2018
 development set (images the default model trained on; the held-out part is
 for ``bench_default_model.py`` alone) and scores object F1 at IoU 0.5 and the
 DSB score of :func:`napari_unet.core.instances.instances_from_maps` for a grid
-of rim thresholds and smallest seed sizes, and connected components::
+of seed settings (the distance map's smoothing and the seeds' depth) and
+smallest object sizes, and connected components::
 
     .venv/bin/python benchmarks/tune_instances.py --threads 1
 """
@@ -26,7 +27,11 @@ from datasets import MODALITIES, dsb2018  # noqa: E402
 from napari_unet.core.checkpoint import load_model  # noqa: E402
 from napari_unet.core.events import run_to_completion  # noqa: E402
 from napari_unet.core.inference import iter_predict  # noqa: E402
-from napari_unet.core.instances import instances_from_maps  # noqa: E402
+from napari_unet.core.instances import (  # noqa: E402
+    MIN_OBJECT_SIZE,
+    instances_from_maps,
+    split_objects,
+)
 from napari_unet.core.postprocess import label_objects  # noqa: E402
 
 
@@ -34,11 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default")
     parser.add_argument("--per-modality", type=int, default=40)
-    parser.add_argument("--rims", type=float, nargs="+", default=[0.3, 0.4, 0.5, 0.6, 0.7])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 4, 9, 16])
+    parser.add_argument("--sigmas", type=float, nargs="+", default=[1.5, 2.0, 2.5])
+    parser.add_argument("--depths", type=float, nargs="+", default=[0.5, 1.0, 1.5])
     parser.add_argument(
-        "--min-sizes", type=int, nargs="+", default=[0], help="smallest object kept, in pixels"
-    )
+        "--min-sizes", type=int, nargs="+", default=[MIN_OBJECT_SIZE],
+        help="smallest object kept, in pixels",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.threads:
@@ -61,22 +67,25 @@ def main(argv: list[str] | None = None) -> int:
             mask = maps.proba >= model.threshold
             tally.add(mask, truth, label_objects(mask))
         rows["components"] = tally.result()
-        for rim in args.rims:
-            for seed in args.seeds:
+        for sigma in args.sigmas:
+            for depth in args.depths:
+                splits = [
+                    split_objects(maps.proba >= model.threshold, maps.boundary, sigma=sigma,
+                                  depth=depth)
+                    for maps, _ in cases
+                ]  # fmt: skip
                 for min_size in args.min_sizes:
                     tally = Tally()
-                    for maps, truth in cases:
+                    for (maps, truth), reference in zip(cases, splits, strict=True):
                         objects = instances_from_maps(
                             maps.proba,
                             maps.boundary,
                             model.threshold,
-                            min_size=min_size,
-                            boundary_threshold=rim,
-                            min_seed_size=seed,
+                            min_object_size=min_size,
+                            split=reference,
                         )
                         tally.add(objects > 0, truth, objects)
-                    name = f"rim {rim} seed {seed}" + (f" min size {min_size}" if min_size else "")
-                    rows[name] = tally.result()
+                    rows[f"sigma {sigma} depth {depth} min size {min_size}"] = tally.result()
         results[modality] = {"images": len(cases), "rows": rows}
         best = max(rows, key=lambda k: rows[k]["f1"])
         print(f"{modality} ({len(cases)} dev images): best {best} {rows[best]}; "

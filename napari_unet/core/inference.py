@@ -16,7 +16,7 @@ rounding, for every image and every tile size.
 from __future__ import annotations
 
 from collections.abc import Generator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -270,10 +270,15 @@ class Prediction:
         float32 probabilities of the object rims (the second output of a
         two-output model, see :func:`napari_unet.core.targets.boundary_target`),
         or ``None`` for a one-output model.
+    objects
+        int32 objects of the mask at the model's threshold, split once
+        (:func:`napari_unet.core.instances.with_objects`), for a threshold
+        slider to follow; ``None`` until then, and for one-output models.
     """
 
     proba: np.ndarray
     boundary: np.ndarray | None = None
+    objects: np.ndarray | None = field(default=None, kw_only=True)
 
 
 def iter_predict(

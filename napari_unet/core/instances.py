@@ -1,22 +1,29 @@
 """Instances from a model's maps: touching objects apart by seeded watershed.
 
 A two-output model predicts the foreground and the object rims
-(:func:`napari_unet.core.targets.boundary_target`).  The foreground mask at the
-user's threshold is split like this, slice by slice:
+(:func:`napari_unet.core.targets.boundary_target`).  The foreground mask is
+split like this, slice by slice (:func:`split_objects`):
 
-1. seeds are the 4-connected parts of the mask where the rim probability is
-   below ``boundary_threshold``: the interior of each object; seeds under
-   :data:`MIN_SEED_SIZE` pixels are noise, not objects;
-2. a connected part of the mask with one seed, or none (an object too small
-   to keep an interior), is one object as it is; objects under
-   :data:`MIN_OBJECT_SIZE` pixels are dropped;
-3. in a part with several seeds, the seeds grow over the rest of the part one
-   pixel ring at a time, each pixel joining the neighbouring seed across the
-   lowest rim probability: a watershed on the rim map, in rings.
+1. the distance of every mask pixel to the background, smoothed by a
+   Gaussian of :data:`SEED_SIGMA` pixels and scaled by one minus the rim
+   probability, peaks once per nucleus and dips where two nuclei meet (the
+   neck between them, or a contact the rim output marks);
+2. a connected part of the mask whose distance map has one peak, or none, is
+   one object as it is;
+3. in a part with several peaks, the seeds are the h-maxima of the distance
+   map (peaks standing at least :data:`SEED_DEPTH` pixels above the saddle to
+   any higher peak), and a watershed on the inverted distance grows them over
+   the whole part;
+4. objects under :data:`MIN_OBJECT_SIZE` pixels are specks of the foreground
+   map and are dropped.
 
-Only the pixels of split parts outside their seeds are touched in step 3, and
-every step is a vectorised pass over the image, so a threshold slider can
-redraw the instances live (``benchmarks/bench_threshold.py --instances``).
+The watershed is the costly step, so a threshold slider does not repeat it:
+:func:`instances_from_maps` with ``split=`` (the objects :func:`split_objects`
+found at the model's threshold) keeps those objects, restricted to the mask at
+the new threshold; pixels a lower threshold adds join the neighbouring object
+across the lowest rim probability, and parts of the mask that hold none of
+those objects become objects of their own.  At the threshold the split was
+made at, the result is exactly the split's.
 
 A model without a rim output (or ``boundary=None``) gives the 8-connected
 components of the mask, as before.
@@ -24,27 +31,29 @@ components of the mask, as before.
 
 from __future__ import annotations
 
+import dataclasses
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy import ndimage as ndi
 
 from napari_unet.core.errors import InputError
 from napari_unet.core.postprocess import STRUCTURE_2D, label_objects, mask_from_proba
 
+if TYPE_CHECKING:
+    from napari_unet.core.inference import Prediction
+
 # Chosen on development images of the DSB 2018 set, never on held-out ones
-# (benchmarks/tune_instances.py, 40 development images per modality; object F1
-# of the shipped model: fluorescence 0.833, histology 0.564, brightfield 0.533,
-# against 0.824, 0.554, 0.529 for connected components; 0.5 and 4 px gave 0.827,
-# 0.559, 0.526).  See benchmarks/results/default_model.md.
-#: Rim probability under which a mask pixel can seed an object.
-BOUNDARY_THRESHOLD = 0.4
-#: Seeds smaller than this many pixels are noise, not objects: they join a neighbour.
-MIN_SEED_SIZE = 16
+# (benchmarks/tune_instances.py, 40 development images per modality, 7
+# brightfield); see benchmarks/results/default_model.md.
+#: Gaussian sigma, in pixels, that smooths the distance map: one
+#: peak per nucleus rather than one per bump of its outline.
+SEED_SIGMA = 2.0
+#: How far, in pixels of distance, a peak must rise above the saddle that joins
+#: it to a higher one to seed an object of its own.
+SEED_DEPTH = 1.0
 #: Objects of the split smaller than this many pixels are specks of the
-#: foreground map, not nuclei, and are dropped (chosen on the same development
-#: images, ``tune_instances.py --min-sizes 0 10 20 30``, with the shipped model
-#: trained 40 minutes more: object F1 0.850, 0.858, 0.865, 0.865 on fluorescence,
-#: 0.567, 0.620, 0.636, 0.646 on brightfield, 0.589, 0.613, 0.624, 0.626 on
-#: histology; pooled Dice unchanged).
+#: foreground map, not nuclei, and are dropped.
 MIN_OBJECT_SIZE = 20
 
 
@@ -69,9 +78,8 @@ def _grow(out: np.ndarray, rim: np.ndarray, todo: np.ndarray, shape: tuple[int, 
     ``out`` (labels) and ``rim`` are flat, one element longer than the image:
     the extra element (label 0, rim +inf) stands for every neighbour off the
     image.  Each ring, every pixel of ``todo`` with a labelled 8-neighbour
-    takes the label of the one whose rim probability is lowest: a watershed on
-    the rim map whose flood advances one pixel per ring.  Pixels no label
-    reaches stay 0.
+    takes the label of the one whose rim probability is lowest.  Pixels no
+    label reaches stay 0.
     """
     around = _neighbours(todo, shape)
     while todo.size:
@@ -85,56 +93,146 @@ def _grow(out: np.ndarray, rim: np.ndarray, todo: np.ndarray, shape: tuple[int, 
         todo, around = todo[~reached], around[~reached]
 
 
-def _split_plane(
-    mask: np.ndarray, boundary: np.ndarray, threshold: float, min_seed_size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split one 2D mask along the rims.
+def _split_plane(mask: np.ndarray, boundary: np.ndarray, sigma: float, depth: float) -> np.ndarray:
+    """Split one 2D mask at the dips of its rim-weighted distance map.
 
     Returns
     -------
-    labels
-        Flat int32 labels with one extra element at the end; ids are not
-        consecutive.
-    present
-        Boolean per id: whether it occurs in ``labels`` (False for 0).
+    np.ndarray
+        int32 labels, ids 1..N consecutive, 0 for background.
     """
-    parts, n_parts = ndi.label(mask, structure=STRUCTURE_2D)
-    out = np.empty(parts.size + 1, dtype=np.int32)
-    out[:-1] = parts.ravel()
-    out[-1] = 0
-    present = np.ones(n_parts + 1, dtype=bool)
-    present[0] = False
+    from skimage.morphology import h_maxima
+    from skimage.segmentation import watershed
+
+    parts, n_parts = ndi.label(mask, structure=STRUCTURE_2D, output=np.int32)
     if n_parts == 0:
-        return out, present
-    # 4-connected seeds: a diagonal gap in a thin predicted rim does not join two.
-    seeds, n_seeds = ndi.label(mask & (boundary < threshold))
-    seed_px = np.flatnonzero(seeds)
-    seed_ids = seeds.ravel()[seed_px]
-    # Each seed lies inside one part; count the seeds big enough to be objects.
-    kept = np.bincount(seed_ids, minlength=n_seeds + 1) >= min_seed_size
-    kept[0] = False
-    part_of_seed = np.zeros(n_seeds + 1, dtype=np.int32)
-    part_of_seed[seed_ids] = out[seed_px]
-    multi = np.bincount(part_of_seed[kept], minlength=n_parts + 1) >= 2
-    multi[0] = False
-    if not multi.any():
-        return out, present
-    # Parts with one seed or none stay whole (ids 1..n_parts); in split parts
-    # the kept seeds get ids above n_parts and grow over the rest of the part
-    # (including seeds too small to count).
-    split_px = np.flatnonzero(np.take(multi, out[:-1]))
-    if out.size < 1 << 31:  # half the index traffic of the ring-by-ring growth
-        split_px = split_px.astype(np.int32)
-    seed_of = seeds.ravel()[split_px]
-    good = kept[seed_of]
-    out[split_px] = np.where(good, n_parts + seed_of, 0)
-    rim = np.empty(out.size, dtype=np.float32)
-    rim[:-1] = boundary.ravel()
-    rim[-1] = np.inf
-    _grow(out, rim, split_px[~good], mask.shape)
-    present[multi] = False
-    # Seed s is id n_parts + s, so seed 1 comes right after part n_parts.
-    return out, np.concatenate([present, (kept & multi[part_of_seed])[1:]])
+        return parts
+    distance = ndi.distance_transform_edt(mask).astype(np.float32)
+    if sigma > 0:
+        distance = ndi.gaussian_filter(distance, sigma)
+    # A predicted rim (a contact) pulls the distance down to a dip.
+    distance *= 1 - np.clip(boundary, 0, 1, dtype=np.float32)
+    distance[~mask] = 0
+    # Parts whose distance map has at most one peak stay whole; count the peaks
+    # (plateaus of local maxima) of each part in one vectorised pass.
+    peaks = mask & (distance > 0) & (distance >= ndi.maximum_filter(distance, size=3))
+    peak_ids, n_peaks = ndi.label(peaks, structure=STRUCTURE_2D)
+    part_of_peak = np.zeros(n_peaks + 1, dtype=np.int64)
+    part_of_peak[peak_ids[peaks]] = parts[peaks]
+    several = np.bincount(part_of_peak[1:], minlength=n_parts + 1) >= 2
+    if not several.any():
+        return parts
+    out = parts.copy()
+    next_id = n_parts + 1
+    boxes = ndi.find_objects(parts)
+    for i in np.flatnonzero(several):
+        box = boxes[i - 1]
+        part = parts[box] == i
+        height = np.where(part, distance[box], 0)
+        seeds = h_maxima(height, depth).astype(bool) & part
+        markers, k = ndi.label(seeds, structure=STRUCTURE_2D)
+        if k < 2:
+            continue
+        grown = watershed(-height, markers, mask=part)
+        view = out[box]
+        view[part] = grown[part] + (next_id - 1)
+        next_id += k
+    # Consecutive ids: the split parts' own ids are gone.
+    present = np.zeros(next_id, dtype=bool)
+    present[out.ravel()] = True
+    present[0] = False
+    lut = np.zeros(next_id, dtype=np.int32)
+    lut[present] = np.arange(1, int(present.sum()) + 1, dtype=np.int32)
+    return lut[out]
+
+
+def _check_maps(proba: np.ndarray, boundary: np.ndarray) -> None:
+    if boundary.shape != proba.shape:
+        raise InputError(
+            f"the boundary map's shape {boundary.shape} differs from the probabilities' "
+            f"{proba.shape}: give both maps of one prediction"
+        )
+
+
+def split_objects(
+    mask: np.ndarray,
+    boundary: np.ndarray,
+    *,
+    sigma: float = SEED_SIGMA,
+    depth: float = SEED_DEPTH,
+) -> np.ndarray:
+    """Split a foreground mask into objects with a two-output model's rim map.
+
+    Parameters
+    ----------
+    mask
+        Foreground, ``(Y, X)`` or ``(Z, Y, X)``; pixels ``> 0`` count.
+    boundary
+        Rim probabilities of the same shape.
+    sigma, depth
+        See :data:`SEED_SIGMA` and :data:`SEED_DEPTH`.
+
+    Returns
+    -------
+    np.ndarray
+        int32 labels covering the whole mask, 0 for background; ids are
+        consecutive over the whole array (slices never share an id).  No
+        object is dropped here (see ``min_object_size`` of
+        :func:`instances_from_maps`).
+    """
+    mask = np.asarray(mask) > 0
+    boundary = np.asarray(boundary)
+    _check_maps(mask, boundary)
+    planes = [(mask, boundary)] if mask.ndim == 2 else list(zip(mask, boundary, strict=True))
+    out = np.empty(mask.shape, dtype=np.int32)
+    view = out[None] if mask.ndim == 2 else out
+    count = 0
+    for z, (m, b) in enumerate(planes):
+        labels = _split_plane(m, b, sigma, depth)
+        n = int(labels.max(initial=0))
+        view[z] = np.where(labels > 0, labels + count, 0)
+        count += n
+    return out
+
+
+def with_objects(maps: Prediction, threshold: float) -> Prediction:
+    """Return the prediction with its objects at ``threshold`` split once (``maps.objects``).
+
+    A one-output prediction (no rim map) comes back as it is.  This is the
+    slow part of separate labels; run it where the prediction ran (a worker),
+    and the threshold slider only follows the result.
+    """
+    if maps.boundary is None:
+        return maps
+    mask = mask_from_proba(maps.proba, threshold)
+    return dataclasses.replace(maps, objects=split_objects(mask, maps.boundary))
+
+
+def _follow_split(mask: np.ndarray, boundary: np.ndarray, split: np.ndarray) -> np.ndarray:
+    """Follow the objects of ``split`` onto another mask of the same maps (one 2D plane).
+
+    Pixels of ``mask`` in an object keep its id; pixels outside every object
+    join the neighbouring object across the lowest rim probability; parts of
+    the mask that no object reaches become objects of their own (ids above
+    ``split``'s).
+    """
+    labels = np.zeros(mask.size + 1, dtype=np.int32)
+    labels[:-1] = np.where(mask, split, 0).ravel()
+    todo = np.flatnonzero(mask.ravel() & (labels[:-1] == 0))
+    if todo.size:
+        if labels.size < 1 << 31:
+            todo = todo.astype(np.int32)
+        rim = np.empty(labels.size, dtype=np.float32)
+        rim[:-1] = boundary.ravel()
+        rim[-1] = np.inf
+        _grow(labels, rim, todo, mask.shape)
+    out = labels[:-1].reshape(mask.shape)
+    rest = mask & (out == 0)
+    if rest.any():
+        extra, _ = ndi.label(rest, structure=STRUCTURE_2D, output=np.int32)
+        top = int(split.max(initial=0))
+        out[rest] = extra[rest] + top
+    return out
 
 
 def instances_from_maps(
@@ -144,9 +242,8 @@ def instances_from_maps(
     *,
     min_size: int = 0,
     fill_holes: bool = False,
-    boundary_threshold: float = BOUNDARY_THRESHOLD,
-    min_seed_size: int = MIN_SEED_SIZE,
     min_object_size: int = MIN_OBJECT_SIZE,
+    split: np.ndarray | None = None,
 ) -> np.ndarray:
     """Instance labels from the foreground and rim probabilities.
 
@@ -162,13 +259,14 @@ def instances_from_maps(
     min_size, fill_holes
         Mask options applied to the mask before it is split; objects that the
         split leaves smaller than ``min_size`` are removed too.
-    boundary_threshold
-        Rim probability under which a pixel may seed an object.
-    min_seed_size
-        Smallest seed, in pixels, that makes an object of its own.
     min_object_size
         Objects the split leaves smaller than this are dropped (with a
         boundary map only: connected components keep ``min_size`` alone).
+    split
+        The objects of :func:`split_objects` on these maps at another
+        threshold (a slider's reference): they are followed onto this
+        threshold's mask instead of splitting it again, which is much faster.
+        ``None`` splits this mask.
 
     Returns
     -------
@@ -184,30 +282,36 @@ def instances_from_maps(
         labels = label_objects(mask)
         return labels.astype(np.uint16 if labels.max(initial=0) < 1 << 16 else np.int32)
     boundary = np.asarray(boundary)
-    if boundary.shape != proba.shape:
-        raise InputError(
-            f"the boundary map's shape {boundary.shape} differs from the probabilities' "
-            f"{proba.shape}: give both maps of one prediction"
-        )
-    if not 0.0 < boundary_threshold <= 1.0:
-        raise InputError(f"boundary threshold must be in (0, 1], not {boundary_threshold}")
-    planes = [(mask, boundary)] if mask.ndim == 2 else list(zip(mask, boundary, strict=True))
-    results = []
-    count = 0
-    for m, b in planes:
-        labels, keep = _split_plane(m > 0, b, boundary_threshold, max(1, int(min_seed_size)))
-        labels = labels[:-1]
-        smallest = max(int(min_size), int(min_object_size))
-        if smallest > 0:
-            keep &= np.bincount(labels, minlength=keep.size) >= smallest
-        results.append((labels.reshape(m.shape), keep, count))
+    _check_maps(proba, boundary)
+    if split is None:
+        objects = split_objects(mask, boundary)
+    else:
+        if split.shape != proba.shape:
+            raise InputError(
+                f"the split's shape {split.shape} differs from the probabilities' {proba.shape}"
+            )
+        objects = np.empty(mask.shape, dtype=np.int32)
+        if mask.ndim == 2:
+            objects[...] = _follow_split(mask > 0, boundary, split)
+        else:
+            for z in range(mask.shape[0]):
+                objects[z] = _follow_split(mask[z] > 0, boundary[z], split[z])
+    # Objects the split leaves too small are dropped; ids become consecutive
+    # over the whole array, slice after slice, without sorting the pixels.
+    planes = objects[None] if objects.ndim == 2 else objects
+    smallest = max(int(min_size), int(min_object_size))
+    luts, count = [], 0
+    for plane in planes:
+        sizes = np.bincount(plane.ravel())
+        keep = sizes >= max(smallest, 1)
+        keep[0] = False
+        luts.append((keep, count))
         count += int(keep.sum())
     # napari draws uint16 labels faster than int32 (benchmarks/results/gui_threshold.md).
     out = np.empty(mask.shape, dtype=np.uint16 if count < 1 << 16 else np.int32)
     view = out[None] if mask.ndim == 2 else out
-    for z, (labels, keep, offset) in enumerate(results):
-        # Consecutive ids over the whole array, without sorting the pixels.
+    for z, (keep, offset) in enumerate(luts):
         lut = np.zeros(keep.size, dtype=out.dtype)
         lut[keep] = np.arange(offset + 1, offset + 1 + int(keep.sum()))
-        np.take(lut, labels, out=view[z])
+        np.take(lut, planes[z], out=view[z])
     return out

@@ -44,6 +44,7 @@ class MaskRequest:
     prob: np.ndarray
     boundary: np.ndarray | None
     settings: MaskSettings
+    objects: np.ndarray | None = None
 
     def current(self) -> bool:
         """Whether the record still holds the maps this mask was computed from."""
@@ -98,7 +99,9 @@ class MaskJobs:
         result: list[np.ndarray] = []
 
         def compute() -> np.ndarray:
-            return request.settings.render(request.prob, boundary=request.boundary)
+            return request.settings.render(
+                request.prob, boundary=request.boundary, objects=request.objects
+            )
 
         def finished() -> None:
             self.worker = None

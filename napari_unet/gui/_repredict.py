@@ -87,12 +87,15 @@ def _predict_both(
 ) -> Generator[Any, None, tuple[Any, Any]]:
     """Both models' :class:`~napari_unet.core.inference.Prediction` (old only to score)."""
     from napari_unet.core.inference import iter_predict
+    from napari_unet.core.instances import with_objects
 
     old = None
     if score:
         old = yield from iter_predict(image, old_model, device=device)
+        old = with_objects(old, old_model.threshold)
     new = yield from iter_predict(image, new_model, device=device)
-    return old, new
+    # The split is the slow part of separate labels: made here, in the worker.
+    return old, with_objects(new, new_model.threshold)
 
 
 class Repredictor:
@@ -151,7 +154,7 @@ class Repredictor:
         if target["reference"] is not None:
             reference, slices, description = target["reference"]
             new_mask = np.asarray(mask_layer.data)
-            old_mask = settings.render(old.proba, boundary=old.boundary)
+            old_mask = settings.render(old.proba, boundary=old.boundary, objects=old.objects)
             if slices is not None:
                 new_mask, old_mask = new_mask[slices], old_mask[slices]
             before, after = dice(old_mask, reference), dice(new_mask, reference)

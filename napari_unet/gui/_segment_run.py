@@ -24,12 +24,14 @@ def load_and_predict(
     :class:`~napari_unet.core.ensemble.Ensemble` predicts with every model and
     carries the spread across them (:func:`~napari_unet.core.ensemble.iter_predict_ensemble`).
     Yields the prediction's events (a busy :class:`Progress` while loading);
-    returns ``(model, Prediction)``.
+    returns ``(model, Prediction)``, with the objects of a two-output model split
+    at its threshold (``Prediction.objects``).
     """
     from napari_unet.core.checkpoint import load_model
     from napari_unet.core.ensemble import Ensemble, iter_predict_ensemble
     from napari_unet.core.images import is_rgb
     from napari_unet.core.inference import iter_predict
+    from napari_unet.core.instances import with_objects
     from napari_unet.core.tta import iter_predict_tta
 
     # napari's first Labels layer imports pandas (about 0.3 s here); importing it
@@ -43,9 +45,14 @@ def load_and_predict(
         yield Notice(f"'{name}' is RGB; converted to grey for the 1-channel model.")
     if isinstance(model, Ensemble):
         maps = yield from iter_predict_ensemble(image, model.models, tta=tta, **options)
-        return model, maps
-    predict = iter_predict_tta if tta else iter_predict
-    maps = yield from predict(image, model, **options)
+    else:
+        predict = iter_predict_tta if tta else iter_predict
+        maps = yield from predict(image, model, **options)
+    if maps.boundary is not None:
+        # Splitting touching objects is the slow part of separate labels: made
+        # once here, so the threshold slider only follows it.
+        yield Progress(0, 0, "splitting touching objects")
+        maps = with_objects(maps, model.threshold)
     return model, maps
 
 

@@ -40,11 +40,14 @@ class MaskSettings:
         prob: np.ndarray,
         out: np.ndarray | None = None,
         boundary: np.ndarray | None = None,
+        objects: np.ndarray | None = None,
     ) -> np.ndarray:
         """Make the mask from ``prob``; write into ``out`` when its dtype allows.
 
         ``boundary`` (a two-output model's rim map) splits touching objects
         when ``separate``; without it objects are connected components.
+        ``objects``, the split made once at the model's threshold
+        (``Prediction.objects``), is followed instead of splitting again.
 
         Returns
         -------
@@ -56,7 +59,7 @@ class MaskSettings:
 
         options = {"min_size": self.min_size, "fill_holes": self.fill_holes}
         if self.separate:
-            labels = instances_from_maps(prob, boundary, self.threshold, **options)
+            labels = instances_from_maps(prob, boundary, self.threshold, **options, split=objects)
             if out is not None and out.dtype == labels.dtype and out.shape == labels.shape:
                 np.copyto(out, labels)
                 return out
@@ -88,6 +91,13 @@ class PredictionRecord:
     # Rim probabilities of a two-output model (None for one output): they
     # split touching objects when Segment shows separate labels.
     boundary: np.ndarray | None = None
+    # The objects split once at the model's threshold (Prediction.objects),
+    # which the threshold slider follows.
+    objects: np.ndarray | None = None
+
+    def render(self, settings: MaskSettings, out: np.ndarray | None = None) -> np.ndarray:
+        """Make this record's mask with ``settings`` (see :meth:`MaskSettings.render`)."""
+        return settings.render(self.prob, out=out, boundary=self.boundary, objects=self.objects)
 
 
 class ShownPrediction(NamedTuple):
@@ -135,7 +145,7 @@ def model_output(record: PredictionRecord) -> np.ndarray | None:
     """Return the mask the model gave at the record's last written settings."""
     if record.settings is None:
         return None
-    return record.settings.render(record.prob, boundary=record.boundary)
+    return record.render(record.settings)
 
 
 def mark_corrected(record: PredictionRecord) -> None:
@@ -184,7 +194,7 @@ def write_mask(
     """
     data = layer.data
     if mask is None:
-        written = settings.render(record.prob, out=data, boundary=record.boundary)
+        written = record.render(settings, out=data)
     elif mask.dtype == data.dtype and mask.shape == data.shape:
         np.copyto(data, mask)
         written = data
@@ -214,7 +224,7 @@ def add_mask_layer(
     rendered with ``settings``.
     """
     if mask is None:
-        mask = settings.render(source.prob, boundary=source.boundary)
+        mask = source.render(settings)
     layer = viewer.add_labels(
         mask, name=fresh_name(viewer, f"{source.image_layer} mask"), **transform
     )
@@ -225,6 +235,7 @@ def add_mask_layer(
         prob=source.prob,
         settings=settings,
         boundary=source.boundary,
+        objects=source.objects,
     )
     # The tracker lives as long as the layer (its event callbacks hold it).
     MaskTracker(session, layer, record)
@@ -259,7 +270,8 @@ def show_prediction(
     image
         Name of the predicted image layer.
     maps
-        The :class:`~napari_unet.core.inference.Prediction` (``proba``, ``boundary``).
+        The :class:`~napari_unet.core.inference.Prediction` (``proba``, ``boundary``,
+        ``objects``).
     settings
         How to make the mask from the probabilities.
     transform
@@ -283,6 +295,7 @@ def show_prediction(
     mask_layer = _layer(viewer, record.mask_layer, Labels) if record is not None else None
     if record is not None and mask_layer is not None and not check_content(record, mask_layer):
         record.prob, record.boundary, record.prob_layer = prob, maps.boundary, prob_layer.name
+        record.objects = maps.objects
         write_mask(session, mask_layer, record, settings)
         return ShownPrediction(record, prob_layer, mask_layer)
     if record is not None and mask_layer is not None:
@@ -290,7 +303,9 @@ def show_prediction(
             f"{who}: '{record.mask_layer}' holds corrections and is kept; "
             "the new mask is a new layer."
         )
-    source = PredictionRecord(image, prob_layer.name, "", prob, boundary=maps.boundary)
+    source = PredictionRecord(
+        image, prob_layer.name, "", prob, boundary=maps.boundary, objects=maps.objects
+    )
     return add_mask_layer(viewer, session, source, settings, transform)
 
 

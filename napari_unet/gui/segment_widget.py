@@ -346,7 +346,8 @@ class SegmentWidget(QWidget):
         record = self.session.latest_prediction(layer.name, self.viewer.layers)
         if record is None:
             return None
-        return MaskRequest(record, record.prob, record.boundary, self.mask_settings(value))
+        settings = self.mask_settings(value)
+        return MaskRequest(record, record.prob, record.boundary, settings, record.objects)
 
     def _write_mask(self, request: MaskRequest, mask: np.ndarray) -> None:
         """Write a mask a worker computed (the corrected-mask rule holds here too)."""

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 from napari_unet.core.errors import InputError
 from napari_unet.core.events import run_to_completion
 from napari_unet.core.inference import iter_predict, predict_proba
-from napari_unet.core.instances import MIN_OBJECT_SIZE, instances_from_maps
+from napari_unet.core.instances import MIN_OBJECT_SIZE, instances_from_maps, split_objects
 from napari_unet.core.losses import bce_dice, get_loss
 from napari_unet.core.metrics import average_precision, dsb_score, object_scores
 from napari_unet.core.model import build_model
@@ -113,6 +113,56 @@ def test_mask_options_apply_and_stacks_get_unique_ids():
     assert set(np.unique(stack[1])) == {0, 4, 5, 6}
     # The threshold acts like the mask's: nothing at 1.01 is foreground.
     assert instances_from_maps(proba * 0.5, rim, 0.6).max() == 0
+
+
+def test_the_shape_alone_parts_touching_discs_and_a_rim_parts_a_straight_contact():
+    labels = _touching()
+    proba = (labels > 0).astype(np.float32)
+    # No rim predicted anywhere: the neck between the two discs still splits them.
+    out = instances_from_maps(proba, np.zeros_like(proba), 0.5)
+    assert out.max() == 3
+    assert object_scores(out, labels, iou_threshold=0.8)["tp"] == 3
+    # Two squares side by side make a rectangle with no neck: one object,
+    # until the rim output marks the contact between them.
+    squares = np.zeros((40, 60), np.int32)
+    squares[8:32, 6:30], squares[8:32, 30:54] = 1, 2
+    flat = (squares > 0).astype(np.float32)
+    assert instances_from_maps(flat, np.zeros_like(flat), 0.5).max() == 1
+    split = instances_from_maps(flat, boundary_target(squares).astype(np.float32), 0.5)
+    assert split.max() == 2
+    assert object_scores(split, squares, iou_threshold=0.8)["tp"] == 2
+
+
+def test_a_split_made_once_follows_the_threshold():
+    labels = _touching()
+    dist = ndi.distance_transform_edt(labels > 0)
+    # Probabilities that fall off outside the objects: a lower threshold grows
+    # the mask, a higher one shrinks it.
+    proba = np.clip(0.5 + 0.05 * (dist - ndi.distance_transform_edt(labels == 0)), 0, 1)
+    proba = proba.astype(np.float32)
+    proba[2:12, 2:12] = 0.35  # a blob only the lowest threshold shows
+    rim = np.zeros_like(proba)
+    reference = split_objects(proba >= 0.5, rim)
+    assert reference.dtype == np.int32 and reference.max() == 3
+    np.testing.assert_array_equal(
+        instances_from_maps(proba, rim, 0.5, split=reference),
+        instances_from_maps(proba, rim, 0.5),
+    )
+    for t in (0.3, 0.4, 0.6, 0.7):
+        out = instances_from_maps(proba, rim, t, split=reference, min_object_size=0)
+        np.testing.assert_array_equal(out > 0, proba >= t)  # the whole mask, nothing more
+        ids = np.unique(out[out > 0])
+        np.testing.assert_array_equal(ids, np.arange(1, ids.size + 1))
+        # The three objects stay apart at every threshold.
+        assert object_scores(out, labels, iou_threshold=0.5)["tp"] == 3
+        assert out.max() == (4 if t <= 0.35 else 3)  # the blob is an object of its own
+    stack = np.stack([proba, proba])
+    both = split_objects(stack >= 0.5, np.stack([rim, rim]))
+    assert both.max() == 6 and set(np.unique(both[1])) == {0, 4, 5, 6}
+    follow = instances_from_maps(stack, np.stack([rim, rim]), 0.4, split=both)
+    assert follow.max() == 6
+    with pytest.raises(InputError, match="split"):
+        instances_from_maps(proba, rim, 0.5, split=reference[:10])
 
 
 def test_instances_reject_mismatched_maps():

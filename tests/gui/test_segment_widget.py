@@ -152,13 +152,20 @@ def test_separate_labels_of_a_two_output_model_follow_the_slider(
     run_and_wait(qtbot, widget)
     record = get_session(viewer).predictions["cells mask"]
     assert record.boundary is not None and record.boundary.shape == record.prob.shape
+    # The worker split the objects once, at the model's threshold ...
+    assert record.objects is not None and record.objects.shape == record.prob.shape
     layer = viewer.layers["cells mask"]
+    np.testing.assert_array_equal(
+        layer.data, instances_from_maps(record.prob, record.boundary, model.threshold)
+    )
+    # ... and the slider follows that split onto each threshold's mask.
     for q in (0.3, 0.6):
         widget.threshold_slider.setValue(float(np.quantile(record.prob, q)))
         qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
         t = widget.threshold_slider.value()
-        expected = instances_from_maps(record.prob, record.boundary, t)
+        expected = instances_from_maps(record.prob, record.boundary, t, split=record.objects)
         np.testing.assert_array_equal(layer.data, expected)
+        assert not np.any((layer.data > 0) & (record.prob < t))  # within the mask
         assert expected.max() >= 1
 
 
