@@ -216,22 +216,30 @@ def _follow_split(mask: np.ndarray, boundary: np.ndarray, split: np.ndarray) -> 
     the mask that no object reaches become objects of their own (ids above
     ``split``'s).
     """
-    labels = np.zeros(mask.size + 1, dtype=np.int32)
-    labels[:-1] = np.where(mask, split, 0).ravel()
-    todo = np.flatnonzero(mask.ravel() & (labels[:-1] == 0))
-    if todo.size:
-        if labels.size < 1 << 31:
-            todo = todo.astype(np.int32)
-        rim = np.empty(labels.size, dtype=np.float32)
-        rim[:-1] = boundary.ravel()
-        rim[-1] = np.inf
-        _grow(labels, rim, todo, mask.shape)
+    labels = np.empty(mask.size + 1, dtype=np.int32)
+    labels[-1] = 0
     out = labels[:-1].reshape(mask.shape)
-    rest = mask & (out == 0)
-    if rest.any():
-        extra, _ = ndi.label(rest, structure=STRUCTURE_2D, output=np.int32)
-        top = int(split.max(initial=0))
-        out[rest] = extra[rest] + top
+    np.multiply(split, mask, out=out)
+    todo = np.flatnonzero(mask & (split == 0))
+    if not todo.size:
+        return out
+    if labels.size < 1 << 31:
+        todo = todo.astype(np.int32)
+    rim = np.empty(labels.size, dtype=np.float32)
+    rim[:-1] = boundary.ravel()
+    rim[-1] = np.inf
+    _grow(labels, rim, todo, mask.shape)
+    rest = todo[labels[todo] == 0]
+    if rest.size:
+        # Only the box around the unreached pixels is labelled, not the whole image.
+        ys, xs = np.divmod(rest, mask.shape[1])
+        box = np.s_[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+        alone = np.zeros(mask.shape, dtype=bool)
+        alone.ravel()[rest] = True
+        extra, _ = ndi.label(alone[box], structure=STRUCTURE_2D, output=np.int32)
+        region = out[box]
+        new = extra > 0
+        region[new] = extra[new] + int(split.max(initial=0))
     return out
 
 
