@@ -11,6 +11,7 @@ from napari_unet.core.postprocess import (
     as_instances,
     delete_object,
     fill_holes,
+    filled,
     is_binary,
     label_objects,
     mask_from_proba,
@@ -127,6 +128,20 @@ def test_fill_holes_binary_and_labels():
     notch = ring()
     notch[4:7, 2:4] = 0
     np.testing.assert_array_equal(fill_holes(notch), notch)
+
+
+def test_filled_matches_binary_fill_holes():
+    # One labelling of the background must fill exactly what scipy's dilation fills,
+    # holes touching the border or foreground on the border included.
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        shape = tuple(int(n) for n in rng.integers(1, 30, 2))
+        mask = rng.random(shape) < rng.random()
+        np.testing.assert_array_equal(filled(mask), ndi.binary_fill_holes(mask))
+    # 4-connected background: a diagonal gap does not let the border in.
+    diagonal = np.ones((4, 4), bool)
+    diagonal[1, 1] = diagonal[2, 2] = False
+    assert filled(diagonal).all()
 
 
 def test_delete_object_labels_mask_and_stack():
