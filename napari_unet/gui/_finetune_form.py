@@ -2,41 +2,34 @@
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import replace
 from typing import Any
 
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error
 from qtpy.QtWidgets import (
     QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFormLayout,
-    QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from napari_unet.core.errors import InputError
 from napari_unet.gui._arch_option import ArchitectureOption
+from napari_unet.gui._forms import whole
 from napari_unet.gui._layers import LayerCombo, layer_array
 from napari_unet.gui._pseudo_option import PseudoLabelOption
+from napari_unet.gui._training_options import (
+    augment_form,
+    augment_switches,
+    training_options_form,
+)
 
 #: Whether "Keep what the default model knows" starts checked
 #: (benchmarks/results/generalisation.md).
 REPLAY_BY_DEFAULT = True
-_AUGMENT_LABELS = {
-    "flips": "flips",
-    "rot90": "90° rotations",
-    "elastic": "elastic",
-    "intensity": "gamma / brightness / contrast",
-    "noise": "noise",
-    "blur": "blur (defocus)",
-    "scale": "zoom 0.5-2x",
-}
 
 
 class FineTuneForm(QWidget):
@@ -51,51 +44,21 @@ class FineTuneForm(QWidget):
     """
 
     def __init__(self, viewer: Any, parent: QWidget | None = None) -> None:
-        from napari_unet.core import training
-        from napari_unet.core.augment import AugmentConfig
-        from napari_unet.core.losses import LOSSES
-
         super().__init__(parent)
         self._replay: tuple[list, list] | None = None
 
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setRange(0, 10_000)
-        self.epochs_spin.setSpecialValueText("until the time budget is used")
-        self.epochs_spin.setValue(training.DEFAULT_EPOCHS)
-        self.minutes_spin = QDoubleSpinBox()
-        self.minutes_spin.setRange(0.0, 24 * 60.0)
-        self.minutes_spin.setDecimals(1)
-        self.minutes_spin.setSingleStep(0.5)
-        self.minutes_spin.setSpecialValueText("no limit")
-        self.minutes_spin.setSuffix(" min")
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setRange(1e-6, 1.0)
-        self.lr_spin.setDecimals(6)
-        self.lr_spin.setSingleStep(1e-4)
-        self.lr_spin.setValue(training.DEFAULT_FINE_TUNE_LR)
-        self.loss_combo = QComboBox()
-        for name, description in LOSSES.items():
-            self.loss_combo.addItem(name, name)
-            self.loss_combo.setItemData(self.loss_combo.count() - 1, description, 3)  # tooltip
-        self.loss_combo.setCurrentIndex(max(0, self.loss_combo.findData("default")))
-        self.val_spin = QDoubleSpinBox()
-        self.val_spin.setRange(0.0, 0.9)
-        self.val_spin.setSingleStep(0.05)
-        self.val_spin.setValue(training.DEFAULT_VAL_FRACTION)
-        self.patch_spin = QSpinBox()
-        self.patch_spin.setRange(16, 2048)
-        self.patch_spin.setSingleStep(16)
-        self.patch_spin.setSuffix(" px")
-        self.patch_spin.setValue(training.DEFAULT_PATCH_SIZE)
-        self.augment_checks: dict[str, QCheckBox] = {}
+        # magicgui forms; their Qt spin boxes are kept by name for scripts and tests.
+        self.options = training_options_form()
+        self.epochs_spin = self.options.epochs.native
+        self.minutes_spin = self.options.minutes.native
+        self.lr_spin = self.options.lr.native
+        self.loss_combo = self.options.loss.native
+        self.val_spin = self.options.val_fraction.native
+        self.patch_spin = self.options.patch_size.native
+        self.augment = augment_form()
+        self.augment_checks = augment_switches(self.augment)
         augment_box = QGroupBox("Augmentation")
-        grid = QGridLayout(augment_box)
-        for f in fields(AugmentConfig):
-            if isinstance(f.default, bool):
-                check = QCheckBox(_AUGMENT_LABELS.get(f.name, f.name.replace("_", " ")))
-                check.setChecked(f.default)
-                grid.addWidget(check, len(self.augment_checks) // 2, len(self.augment_checks) % 2)
-                self.augment_checks[f.name] = check
+        QVBoxLayout(augment_box).addWidget(self.augment.native)
 
         self.image_combo = LayerCombo(viewer, Image, self)
         self.roi_check = QCheckBox("Patch centres inside")
@@ -122,12 +85,7 @@ class FineTuneForm(QWidget):
         # its label above its field instead of widening the dock.
         form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow(self.arch_option)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Time budget", self.minutes_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Loss", self.loss_combo)
-        form.addRow("Validation share", self.val_spin)
-        form.addRow("Patch size", self.patch_spin)
+        form.addRow(self.options.native)
         form.addRow("Region of interest", roi_row)
         form.addRow(self.replay_check)
         form.addRow(self.pseudo_check)
@@ -142,15 +100,16 @@ class FineTuneForm(QWidget):
         from napari_unet.core.augment import AugmentConfig
         from napari_unet.core.training_config import FineTuneConfig
 
-        switches = {name: check.isChecked() for name, check in self.augment_checks.items()}
-        minutes = self.minutes_spin.value()
+        switches = {name: check.value for name, check in self.augment_checks.items()}
+        options = self.options
+        minutes = options.minutes.value
         return FineTuneConfig(
-            epochs=self.epochs_spin.value() or None,
+            epochs=whole(options.epochs) or None,
             max_minutes=minutes if minutes > 0 else None,
-            lr=self.lr_spin.value(),
-            loss=self.loss_combo.currentData(),
-            val_fraction=self.val_spin.value(),
-            patch_size=self.patch_spin.value(),
+            lr=options.lr.value,
+            loss=options.loss.value,
+            val_fraction=options.val_fraction.value,
+            patch_size=whole(options.patch_size),
             augment=replace(AugmentConfig(), **switches),
             device=device,
             # A new network has no starting weights worth keeping.

@@ -40,6 +40,7 @@ from qtpy.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
+from napari_unet.gui._forms import mask_options_form, whole
 from napari_unet.gui._layers import LayerCombo, layer_array, spatial_transform
 from napari_unet.gui._mask_jobs import MaskJobs, MaskRequest, needs_worker
 from napari_unet.gui._model_choice import ModelChoice
@@ -118,11 +119,10 @@ class SegmentWidget(QWidget):
         self.threshold_slider.setDecimals(3)
         self.threshold_slider.setSingleStep(0.01)
         self.threshold_slider.setValue(self.session.threshold)
-        self.min_size_spin = QSpinBox()
-        self.min_size_spin.setRange(0, 1_000_000)
-        self.min_size_spin.setSuffix(" px")
-        self.fill_holes_check = QCheckBox("Fill holes")
-        self.separate_check = QCheckBox("Show objects as separate labels")
+        self.mask_options = mask_options_form()  # magicgui; its Qt widgets by name:
+        self.min_size_spin = self.mask_options.min_size.native
+        self.fill_holes_check = self.mask_options.fill_holes.native
+        self.separate_check = self.mask_options.separate.native
         self.tta_check = QCheckBox("Test-time augmentation (8x the time)")
         self.tta_check.setToolTip(
             "Average the predictions of the 8 flips and 90-degree rotations, and add an "
@@ -146,9 +146,7 @@ class SegmentWidget(QWidget):
         buttons.addWidget(self.cancel_button)
         form.addRow(buttons)
         form.addRow("Threshold", self.threshold_slider)
-        form.addRow("Min object size", self.min_size_spin)
-        form.addRow(self.fill_holes_check)
-        form.addRow(self.separate_check)
+        form.addRow(self.mask_options.native)
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.progress_bar)
@@ -392,9 +390,10 @@ class SegmentWidget(QWidget):
 
     def mask_settings(self, value: float | None = None) -> MaskSettings:
         """Return how the controls make a mask, at threshold ``value`` (default: the slider)."""
+        options = self.mask_options
         return MaskSettings(
             threshold=self.threshold_slider.value() if value is None else float(value),
-            min_size=self.min_size_spin.value(),
-            fill_holes=self.fill_holes_check.isChecked(),
-            separate=self.separate_check.isChecked(),
+            min_size=whole(options.min_size),
+            fill_holes=options.fill_holes.value,
+            separate=options.separate.value,
         )
