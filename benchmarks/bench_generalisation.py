@@ -23,6 +23,9 @@ images of a data set) and object F1 at IoU 0.5 (connected components of the
 mask against the instance labels, counts summed over the images); the stack
 also reports Dice on its dim planes (the 6 at each end).
 
+``--thresholds T ...`` also scores the fine-tuned model's mask at each of
+these thresholds, on the evaluation images and on its own two training images.
+
 Usage::
 
     .venv/bin/python benchmarks/bench_generalisation.py --threads 1 --json out.json
@@ -142,7 +145,26 @@ def score(test, predict) -> dict:
     return out
 
 
-def run(name: str, repeat: int, dsb, settings: dict, log, model: str = "default") -> dict:
+def by_threshold(pairs, probs, thresholds) -> dict:
+    """Pooled Dice of ``prob >= t`` against the truth of ``pairs``, for each threshold."""
+    out = {}
+    for t in thresholds:
+        tally = Tally()
+        for (_, truth, *_), prob in zip(pairs, probs, strict=True):
+            tally.add(prob >= t, truth)
+        out[f"{t:g}"] = tally.result()["dice"]
+    return out
+
+
+def run(
+    name: str,
+    repeat: int,
+    dsb,
+    settings: dict,
+    log,
+    model: str = "default",
+    thresholds: list[float] | None = None,
+) -> dict:
     images, masks, test = data_for(name, repeat, dsb)
     start = load_model(model)
     t0 = time.perf_counter()
@@ -166,7 +188,20 @@ def run(name: str, repeat: int, dsb, settings: dict, log, model: str = "default"
     def with_model(model):
         return lambda image: predict_proba(image, model, device="cpu") >= model.threshold
 
+    sweep = {}
+    if thresholds:
+        tuned = result.model
+
+        def probs(pairs):
+            return [predict_proba(pair[0], tuned, device="cpu") for pair in pairs]
+
+        trained = list(zip(images, masks, strict=True))
+        sweep = {
+            "eval_dice_by_threshold": by_threshold(test, probs(test), thresholds),
+            "train_dice_by_threshold": by_threshold(trained, probs(trained), thresholds),
+        }
     return {
+        **sweep,
         "train_images": [list(np.shape(i)) for i in images],
         "fine_tune_seconds": round(seconds, 1),
         "epochs": len(result.history),
@@ -206,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--augment", nargs="*", metavar="KEY=VALUE", help="AugmentConfig fields")
     parser.add_argument("--json", help="write the results here too")
     parser.add_argument("--model", default="default", help="starting model (default: default)")
+    parser.add_argument(
+        "--thresholds", type=float, nargs="*", help="also score the fine-tuned masks at these"
+    )
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -232,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.datasets:
         results["runs"][name] = []
         for repeat in range(args.first_repeat, args.first_repeat + args.repeats):
-            out = run(name, repeat, dsb, settings, log, args.model)
+            out = run(name, repeat, dsb, settings, log, args.model, args.thresholds)
             results["runs"][name].append(out)
             log(json.dumps({name: out}))
             results["summary"] = summarise(results["runs"])
