@@ -49,7 +49,9 @@ def evaluate(model, split=None, log=print) -> dict:
             image, truth = item.load()
             maps = run_to_completion(iter_predict(image, model, device="cpu"))
             mask = maps.proba >= model.threshold
-            objects = instances_from_maps(maps.proba, maps.boundary, model.threshold)
+            objects = instances_from_maps(
+                maps.proba, maps.boundary, model.threshold, distance=maps.distance
+            )
             for name, pred, obj in (
                 ("model", mask, objects),
                 ("otsu", otsu_baseline(image), None),

@@ -76,7 +76,11 @@ def main(argv: list[str] | None = None) -> int:
                 (tta, out := run_to_completion(iter_predict_tta(image, model, device="cpu"))),
             ):
                 mask = maps.proba >= model.threshold
-                tally.add(mask, truth, instances_from_maps(maps.proba, maps.boundary, 0.5))
+                tally.add(
+                    mask,
+                    truth,
+                    instances_from_maps(maps.proba, maps.boundary, 0.5, distance=maps.distance),
+                )
             wrong = (out.proba >= model.threshold) != (truth > 0)
             scores.append(out.uncertainty.ravel())
             errors.append(wrong.ravel())

@@ -125,7 +125,8 @@ def score(predict, test, threshold: float) -> dict:
     for image, truth in test:
         maps = predict(image)
         mask = maps.proba >= threshold
-        tally.add(mask, truth, instances_from_maps(maps.proba, maps.boundary, threshold))
+        objects = instances_from_maps(maps.proba, maps.boundary, threshold, distance=maps.distance)
+        tally.add(mask, truth, objects)
     result = tally.result()
     return {"dice": result["dice"], "f1": result["f1"]}
 

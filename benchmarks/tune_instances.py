@@ -45,6 +45,20 @@ def main(argv: list[str] | None = None) -> int:
         "--min-sizes", type=int, nargs="+", default=[MIN_OBJECT_SIZE],
         help="smallest object kept, in pixels",
     )  # fmt: skip
+    parser.add_argument(
+        "--distance-sigmas",
+        type=float,
+        nargs="+",
+        default=[0.0, 1.0, 2.0],
+        help="with a three-output model: smoothing of its distance map",
+    )
+    parser.add_argument(
+        "--distance-depths",
+        type=float,
+        nargs="+",
+        default=[0.05, 0.1, 0.2, 0.3],
+        help="with a three-output model: seed depth in its distance map's units",
+    )
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.threads:
@@ -67,25 +81,28 @@ def main(argv: list[str] | None = None) -> int:
             mask = maps.proba >= model.threshold
             tally.add(mask, truth, label_objects(mask))
         rows["components"] = tally.result()
-        for sigma in args.sigmas:
-            for depth in args.depths:
-                splits = [
-                    split_objects(maps.proba >= model.threshold, maps.boundary, sigma=sigma,
-                                  depth=depth)
-                    for maps, _ in cases
-                ]  # fmt: skip
-                for min_size in args.min_sizes:
-                    tally = Tally()
-                    for (maps, truth), reference in zip(cases, splits, strict=True):
-                        objects = instances_from_maps(
-                            maps.proba,
-                            maps.boundary,
-                            model.threshold,
-                            min_object_size=min_size,
-                            split=reference,
-                        )
-                        tally.add(objects > 0, truth, objects)
-                    rows[f"sigma {sigma} depth {depth} min size {min_size}"] = tally.result()
+        grid = [(sigma, depth, False) for sigma in args.sigmas for depth in args.depths]
+        if cases and cases[0][0].distance is not None:
+            grid += [(s, d, True) for s in args.distance_sigmas for d in args.distance_depths]
+        for sigma, depth, by_distance in grid:
+            splits = [
+                split_objects(maps.proba >= model.threshold, maps.boundary, sigma=sigma,
+                              depth=depth, distance=maps.distance if by_distance else None)
+                for maps, _ in cases
+            ]  # fmt: skip
+            for min_size in args.min_sizes:
+                tally = Tally()
+                for (maps, truth), reference in zip(cases, splits, strict=True):
+                    objects = instances_from_maps(
+                        maps.proba,
+                        maps.boundary,
+                        model.threshold,
+                        min_object_size=min_size,
+                        split=reference,
+                    )
+                    tally.add(objects > 0, truth, objects)
+                kind = "distance map " if by_distance else ""
+                rows[f"{kind}sigma {sigma} depth {depth} min size {min_size}"] = tally.result()
         results[modality] = {"images": len(cases), "rows": rows}
         best = max(rows, key=lambda k: rows[k]["f1"])
         print(f"{modality} ({len(cases)} dev images): best {best} {rows[best]}; "

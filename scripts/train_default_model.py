@@ -39,6 +39,7 @@ and a time budget.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -57,6 +58,45 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_default_model import evaluate, time_512  # noqa: E402
 from datasets import MODALITIES, dsb2018  # noqa: E402
+
+
+def with_outputs(model, outputs: int):
+    """Return ``model`` with at least ``outputs`` output channels; new ones start at zero.
+
+    A plain U-Net only: every weight is kept, and the 1x1 output convolution
+    gains rows of zeros, so the extra outputs start at logit 0 and the old
+    ones are unchanged.
+    """
+    if outputs <= model.config.out_channels:
+        return model
+    if model.config.arch != "unet":
+        raise SystemExit(f"--out-channels {outputs}: only a plain U-Net can gain outputs")
+    wider = build_model(dataclasses.replace(model.config, out_channels=outputs))
+    state = model.state_dict()
+    old_w, old_b = state.pop("outc.conv.weight"), state.pop("outc.conv.bias")
+    wider.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        wider.outc.conv.weight.zero_()
+        wider.outc.conv.bias.zero_()
+        wider.outc.conv.weight[: old_w.shape[0]] = old_w
+        wider.outc.conv.bias[: old_b.shape[0]] = old_b
+    wider.norm, wider.threshold = model.norm, model.threshold
+    wider.history, wider.extra = list(model.history), dict(model.extra)
+    return wider
+
+
+def keep_outputs(model, outputs: int):
+    """Return ``model`` with only its first ``outputs`` output channels (the rest dropped)."""
+    if outputs >= model.config.out_channels:
+        return model
+    narrow = build_model(dataclasses.replace(model.config, out_channels=outputs))
+    state = model.state_dict()
+    state["outc.conv.weight"] = state["outc.conv.weight"][:outputs].clone()
+    state["outc.conv.bias"] = state["outc.conv.bias"][:outputs].clone()
+    narrow.load_state_dict(state)
+    narrow.norm, narrow.threshold = model.norm, model.threshold
+    narrow.history, narrow.extra = list(model.history), dict(model.extra)
+    return narrow.eval()
 
 
 def training_data(split, repeats: dict[str, int]):
@@ -83,8 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         "--in-channels", type=int, default=3, choices=(1, 3), help="3: colour in (grey repeated)"
     )
     parser.add_argument(
-        "--out-channels", type=int, default=2, choices=(1, 2), help="2: foreground and rims"
-    )
+        "--out-channels", type=int, default=2, choices=(1, 2, 3),
+        help="2: foreground and rims; 3: and each nucleus' scaled distance to its edge "
+        "(with --init, the model's outputs are kept and the new ones start at zero)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--ship-outputs", type=int, choices=(1, 2, 3),
+        help="save only the first N outputs (a third trained as an extra target only)",
+    )  # fmt: skip
     parser.add_argument("--base-width", type=int, default=UNetConfig().base_width)
     parser.add_argument("--depth", type=int, default=UNetConfig().depth)
     parser.add_argument("--patch-size", type=int, default=128)
@@ -107,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     images, masks, counts = training_data(split, repeats)
     print(f"training on {counts} development images ({len(images)} with repeats)", flush=True)
     if args.init:
-        model = load_model(args.init).train()
+        model = with_outputs(load_model(args.init), args.out_channels).train()
         model.extra.pop("validation_split", None)  # a fresh split of these images
     else:
         model = build_model(
@@ -155,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     train_s = time.perf_counter() - started
 
     trained = result.model
+    if args.ship_outputs:
+        trained = keep_outputs(trained, args.ship_outputs)
     scores = evaluate(trained, split)
     trained.extra = {
         **trained.extra,

@@ -81,7 +81,9 @@ def _cmd_predict(args: argparse.Namespace) -> int:
         prob = maps.proba
         options = {"min_size": args.min_size, "fill_holes": args.fill_holes}
         mask = mask_from_proba(prob, threshold, **options).astype("uint8", copy=False)
-        labels = instances_from_maps(prob, maps.boundary, threshold, **options)
+        labels = instances_from_maps(
+            prob, maps.boundary, threshold, **options, distance=maps.distance
+        )
         count = int(labels.max(initial=0))
         labels = labels.astype("uint16" if count < 1 << 16 else "uint32", copy=False)
         stem = _output_stem(path)

@@ -109,4 +109,9 @@ def iter_predict_ensemble(
         variance += np.stack([u**2 for u in spreads if u is not None]).mean(axis=0)
     rims = [m.boundary for m in maps if m.boundary is not None]
     boundary = np.stack(rims).mean(axis=0, dtype=np.float32) if rims else None
-    return TTAPrediction(mean, boundary, np.sqrt(variance).astype(np.float32))
+    # The distance map only when every model gives one: it drives the split alone.
+    dists = [m.distance for m in maps if m.distance is not None]
+    distance = None
+    if len(dists) == len(maps):
+        distance = np.stack(dists).mean(axis=0, dtype=np.float32)
+    return TTAPrediction(mean, boundary, np.sqrt(variance).astype(np.float32), distance=distance)

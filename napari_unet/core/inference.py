@@ -270,6 +270,10 @@ class Prediction:
         float32 probabilities of the object rims (the second output of a
         two-output model, see :func:`napari_unet.core.targets.boundary_target`),
         or ``None`` for a one-output model.
+    distance
+        float32 scaled distance of each object pixel to its object's edge (the
+        third output, :func:`napari_unet.core.targets.distance_target`), or
+        ``None`` for a model with fewer outputs.
     objects
         int32 objects of the mask at the model's threshold, split once
         (:func:`napari_unet.core.instances.with_objects`), for a threshold
@@ -278,6 +282,7 @@ class Prediction:
 
     proba: np.ndarray
     boundary: np.ndarray | None = None
+    distance: np.ndarray | None = field(default=None, kw_only=True)
     objects: np.ndarray | None = field(default=None, kw_only=True)
 
 
@@ -290,7 +295,7 @@ def iter_predict(
     device: str | torch.device = "auto",
     batch_size: int | None = None,
 ) -> Generator[Progress | Notice, None, Prediction]:
-    """Predict every map the model has (foreground, and boundary if it has one).
+    """Predict every map the model has (foreground, and boundary and distance if it has them).
 
     Parameters, events and tiling are described at :func:`_iter_predict`; the
     boundary map costs no extra forward pass, only its float32 output.
@@ -299,7 +304,7 @@ def iter_predict(
     -------
     Prediction
     """
-    outputs = min(model.config.out_channels, 2)
+    outputs = min(model.config.out_channels, 3)
     out = yield from _iter_predict(
         image,
         model,
@@ -309,7 +314,9 @@ def iter_predict(
         batch_size=batch_size,
         outputs=outputs,
     )
-    return Prediction(out[0], out[1] if outputs > 1 else None)
+    return Prediction(
+        out[0], out[1] if outputs > 1 else None, distance=out[2] if outputs > 2 else None
+    )
 
 
 def predict_proba(

@@ -25,6 +25,13 @@ across the lowest rim probability, and parts of the mask that hold none of
 those objects become objects of their own.  At the threshold the split was
 made at, the result is exactly the split's.
 
+A three-output model also predicts each nucleus' distance to its own edge,
+scaled to 1 at its centre (:func:`napari_unet.core.targets.distance_target`).
+With that map, step 1 uses it, smoothed by :data:`DISTANCE_SIGMA`, in place of
+the mask's shape, and the seeds must stand :data:`DISTANCE_DEPTH` above their
+saddle: the network sees where one nucleus ends and the next begins even where
+the mask has no neck.
+
 A model without a rim output (or ``boundary=None``) gives the 8-connected
 components of the mask, as before.
 """
@@ -52,6 +59,11 @@ SEED_SIGMA = 2.0
 #: How far, in pixels of distance, a peak must rise above the saddle that joins
 #: it to a higher one to seed an object of its own.
 SEED_DEPTH = 1.0
+#: Gaussian sigma, in pixels, that smooths a predicted distance map.
+DISTANCE_SIGMA = 2.0
+#: How far, in the predicted distance's units (1 at a nucleus' centre), a peak
+#: must rise above its saddle to seed an object of its own.
+DISTANCE_DEPTH = 0.1
 #: Objects of the split smaller than this many pixels are specks of the
 #: foreground map, not nuclei, and are dropped.
 MIN_OBJECT_SIZE = 20
@@ -93,8 +105,24 @@ def _grow(out: np.ndarray, rim: np.ndarray, todo: np.ndarray, shape: tuple[int, 
         todo, around = todo[~reached], around[~reached]
 
 
-def _split_plane(mask: np.ndarray, boundary: np.ndarray, sigma: float, depth: float) -> np.ndarray:
-    """Split one 2D mask at the dips of its rim-weighted distance map.
+def _shape_height(mask: np.ndarray, boundary: np.ndarray, sigma: float) -> np.ndarray:
+    """Return the mask's distance to the background, smoothed, times one minus the rim."""
+    distance = ndi.distance_transform_edt(mask).astype(np.float32)
+    if sigma > 0:
+        distance = ndi.gaussian_filter(distance, sigma)
+    # A predicted rim (a contact) pulls the distance down to a dip.
+    distance *= 1 - np.clip(boundary, 0, 1, dtype=np.float32)
+    return distance
+
+
+def _predicted_height(distance: np.ndarray, sigma: float) -> np.ndarray:
+    """Return a three-output model's distance map, smoothed."""
+    height = np.asarray(distance, dtype=np.float32)
+    return ndi.gaussian_filter(height, sigma) if sigma > 0 else height.copy()
+
+
+def _split_plane(mask: np.ndarray, distance: np.ndarray, depth: float) -> np.ndarray:
+    """Split one 2D mask at the dips of ``distance`` (a height map, peaks at centres).
 
     Returns
     -------
@@ -107,11 +135,6 @@ def _split_plane(mask: np.ndarray, boundary: np.ndarray, sigma: float, depth: fl
     parts, n_parts = ndi.label(mask, structure=STRUCTURE_2D, output=np.int32)
     if n_parts == 0:
         return parts
-    distance = ndi.distance_transform_edt(mask).astype(np.float32)
-    if sigma > 0:
-        distance = ndi.gaussian_filter(distance, sigma)
-    # A predicted rim (a contact) pulls the distance down to a dip.
-    distance *= 1 - np.clip(boundary, 0, 1, dtype=np.float32)
     distance[~mask] = 0
     # Parts whose distance map has at most one peak stay whole; count the peaks
     # (plateaus of local maxima) of each part in one vectorised pass.
@@ -158,8 +181,9 @@ def split_objects(
     mask: np.ndarray,
     boundary: np.ndarray,
     *,
-    sigma: float = SEED_SIGMA,
-    depth: float = SEED_DEPTH,
+    sigma: float | None = None,
+    depth: float | None = None,
+    distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Split a foreground mask into objects with a two-output model's rim map.
 
@@ -170,7 +194,12 @@ def split_objects(
     boundary
         Rim probabilities of the same shape.
     sigma, depth
-        See :data:`SEED_SIGMA` and :data:`SEED_DEPTH`.
+        Smoothing and seed depth: :data:`SEED_SIGMA` and :data:`SEED_DEPTH`
+        by default, or with ``distance`` :data:`DISTANCE_SIGMA` and
+        :data:`DISTANCE_DEPTH`.
+    distance
+        A three-output model's distance map of the same shape: the split
+        follows it instead of the mask's shape.
 
     Returns
     -------
@@ -183,12 +212,25 @@ def split_objects(
     mask = np.asarray(mask) > 0
     boundary = np.asarray(boundary)
     _check_maps(mask, boundary)
+    if distance is not None:
+        _check_maps(mask, np.asarray(distance))
     planes = [(mask, boundary)] if mask.ndim == 2 else list(zip(mask, boundary, strict=True))
     out = np.empty(mask.shape, dtype=np.int32)
     view = out[None] if mask.ndim == 2 else out
     count = 0
+    if distance is None:
+        sigma = SEED_SIGMA if sigma is None else sigma
+        depth = SEED_DEPTH if depth is None else depth
+    else:
+        sigma = DISTANCE_SIGMA if sigma is None else sigma
+        depth = DISTANCE_DEPTH if depth is None else depth
     for z, (m, b) in enumerate(planes):
-        labels = _split_plane(m, b, sigma, depth)
+        if distance is None:
+            height = _shape_height(m, b, sigma)
+        else:
+            d = np.asarray(distance)
+            height = _predicted_height(d if d.ndim == 2 else d[z], sigma)
+        labels = _split_plane(m, height, depth)
         n = int(labels.max(initial=0))
         view[z] = np.where(labels > 0, labels + count, 0)
         count += n
@@ -205,7 +247,8 @@ def with_objects(maps: Prediction, threshold: float) -> Prediction:
     if maps.boundary is None:
         return maps
     mask = mask_from_proba(maps.proba, threshold)
-    return dataclasses.replace(maps, objects=split_objects(mask, maps.boundary))
+    objects = split_objects(mask, maps.boundary, distance=maps.distance)
+    return dataclasses.replace(maps, objects=objects)
 
 
 def _follow_split(mask: np.ndarray, boundary: np.ndarray, split: np.ndarray) -> np.ndarray:
@@ -252,6 +295,7 @@ def instances_from_maps(
     fill_holes: bool = False,
     min_object_size: int = MIN_OBJECT_SIZE,
     split: np.ndarray | None = None,
+    distance: np.ndarray | None = None,
 ) -> np.ndarray:
     """Instance labels from the foreground and rim probabilities.
 
@@ -275,6 +319,9 @@ def instances_from_maps(
         threshold (a slider's reference): they are followed onto this
         threshold's mask instead of splitting it again, which is much faster.
         ``None`` splits this mask.
+    distance
+        A three-output model's distance map, for the split
+        (:func:`split_objects`); not used with ``split``.
 
     Returns
     -------
@@ -292,7 +339,7 @@ def instances_from_maps(
     boundary = np.asarray(boundary)
     _check_maps(proba, boundary)
     if split is None:
-        objects = split_objects(mask, boundary)
+        objects = split_objects(mask, boundary, distance=distance)
     else:
         if split.shape != proba.shape:
             raise InputError(

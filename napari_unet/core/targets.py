@@ -28,6 +28,11 @@ IGNORE_RIM_BIT = 8
 
 #: Pixels by which :func:`boundary_target` widens contacts between objects, each side.
 CONTACT_WIDTH = 1
+#: A three-output model's third target, :func:`distance_target`, sits in the
+#: code's top four bits: ``code >> DISTANCE_SHIFT`` is its level, 0 to
+#: :data:`DISTANCE_LEVELS`.
+DISTANCE_SHIFT = 4
+DISTANCE_LEVELS = 15
 
 
 def separation_border(labels: np.ndarray) -> np.ndarray:
@@ -109,6 +114,46 @@ def boundary_target(labels: np.ndarray, contact_width: int = CONTACT_WIDTH) -> n
             wide = ndi.binary_dilation(contacts, footprint, iterations=int(contact_width))
             rim |= wide & (inst > 0)
     return rim
+
+
+def distance_target(labels: np.ndarray) -> np.ndarray:
+    """Each object's distance to its own edge, scaled to its centre: the third output's target.
+
+    Within every object (per slice) the Euclidean distance to the nearest
+    pixel outside it, background or another object, divided by the object's
+    largest such distance, so 1 at its centre whatever its size, and falling
+    to the edge, contacts with touching objects included.  Its peaks are one
+    per object, which is what seeds a watershed
+    (:func:`napari_unet.core.instances.split_objects`); a zoom leaves it
+    unchanged, so patches may be resampled with it.
+
+    Parameters
+    ----------
+    labels : np.ndarray
+        Instance labels or binary mask, ``(Y, X)`` or ``(Z, Y, X)``.
+
+    Returns
+    -------
+    np.ndarray
+        uint8 levels 0 (background) to :data:`DISTANCE_LEVELS` (centres);
+        object pixels are at least 1.
+    """
+    inst = as_instances(_check_labels(labels)).astype(np.int64, copy=False)
+    out = np.zeros(inst.shape, dtype=np.uint8)
+    for z, plane in enumerate(inst[None] if inst.ndim == 2 else inst):
+        view = out[None][z] if inst.ndim == 2 else out[z]
+        if not plane.any():
+            continue
+        # Another object counts as outside: a pixel differs from a neighbour's id.
+        edge = ndi.maximum_filter(plane, size=3, mode="nearest") != ndi.minimum_filter(
+            plane, size=3, mode="nearest"
+        )
+        distance = ndi.distance_transform_edt((plane > 0) & ~edge) + (plane > 0)
+        peak = ndi.maximum(distance, plane, index=np.arange(int(plane.max()) + 1))
+        scale = np.asarray(peak, dtype=np.float64)[plane]
+        level = np.ceil(DISTANCE_LEVELS * distance / np.maximum(scale, 1e-9))
+        view[...] = np.where(plane > 0, np.clip(level, 1, DISTANCE_LEVELS), 0)
+    return out
 
 
 def training_target(labels: np.ndarray, separate: bool = True) -> np.ndarray:

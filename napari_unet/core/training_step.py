@@ -14,11 +14,19 @@ from napari_unet.core.devices import autocast
 from napari_unet.core.losses import Loss, default_loss
 from napari_unet.core.nets import presence_loss
 from napari_unet.core.sampling import PatchSampler, stack_patches
-from napari_unet.core.targets import BOUNDARY_BIT, IGNORE_BIT, IGNORE_RIM_BIT
+from napari_unet.core.targets import (
+    BOUNDARY_BIT,
+    DISTANCE_LEVELS,
+    DISTANCE_SHIFT,
+    IGNORE_BIT,
+    IGNORE_RIM_BIT,
+)
 
 CHANNELS_LAST = torch.channels_last
 #: Weight of a two-output model's boundary loss next to its foreground loss.
 BOUNDARY_LOSS_WEIGHT = 1.0
+#: Weight of a third output's loss (the scaled distance to the edge, targets.distance_target).
+DISTANCE_LOSS_WEIGHT = 5.0
 
 #: Images, targets and weights (or None) of one batch, on the device.
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]
@@ -42,7 +50,10 @@ def training_loss(
 
     ``code`` is the packed target of :data:`~napari_unet.core.weights.BOUNDARY_BIT`;
     a one-output model sees it as its 0/1 target.  A second output learns the
-    object rims with BCE + soft Dice at weight :data:`BOUNDARY_LOSS_WEIGHT`.
+    object rims with BCE + soft Dice at weight :data:`BOUNDARY_LOSS_WEIGHT`; a
+    third, each object's scaled distance to its edge
+    (:data:`~napari_unet.core.targets.DISTANCE_SHIFT`), with a soft-target BCE
+    at :data:`DISTANCE_LOSS_WEIGHT`.
     With border weights, its BCE is their weighted mean, as the foreground's
     default loss is: the contacts between touching objects, a few per cent of
     the rim pixels, then weigh up to ``1 + w0`` times as much as the outline
@@ -58,9 +69,20 @@ def training_loss(
     if logits.shape[1] == 1:
         return loss
     rims = _bit(code, BOUNDARY_BIT).to(logits.dtype)
-    return loss + BOUNDARY_LOSS_WEIGHT * _known_pixels(
-        default_loss, logits[:, 1:2], rims, weights, ~_bit(code, IGNORE_RIM_BIT)
+    known_rims = ~_bit(code, IGNORE_RIM_BIT)
+    loss = loss + BOUNDARY_LOSS_WEIGHT * _known_pixels(
+        default_loss, logits[:, 1:2], rims, weights, known_rims
     )
+    if logits.shape[1] == 2:
+        return loss
+    # The third output regresses each object's scaled distance to its edge
+    # (targets.distance_target) with a soft-target BCE; unknown rims leave it out too.
+    level = torch.div(code, 1 << DISTANCE_SHIFT, rounding_mode="floor").to(logits.dtype)
+    soft = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits[:, 2:3], level / DISTANCE_LEVELS, reduction="none"
+    )
+    keep = known_rims.expand_as(soft)
+    return loss + DISTANCE_LOSS_WEIGHT * (soft * keep).sum() / keep.sum().clamp(min=1)
 
 
 def _bit(code: torch.Tensor, bit: int) -> torch.Tensor:

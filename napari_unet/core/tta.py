@@ -94,6 +94,7 @@ def iter_predict_tta(
     mean: np.ndarray | None = None
     squares: np.ndarray | None = None
     sum_b: np.ndarray | None = None
+    sum_d: np.ndarray | None = None
     notices: set[str] = set()
     for index, (k, flip) in enumerate(transforms):
         gen = iter_predict(
@@ -128,12 +129,16 @@ def iter_predict_tta(
         if maps.boundary is not None:
             b = _backward(maps.boundary, k, flip).astype(np.float32)
             sum_b = b if sum_b is None else sum_b + b
+        if maps.distance is not None:
+            d = _backward(maps.distance, k, flip).astype(np.float32)
+            sum_d = d if sum_d is None else sum_d + d
     if mean is None or squares is None:
         raise InputError("give at least one transform")
     n = len(transforms)
     spread = np.sqrt(np.maximum(squares / n, 0.0))
     boundary = None if sum_b is None else (sum_b / n).astype(np.float32)
-    return TTAPrediction(mean, boundary, spread.astype(np.float32))
+    distance = None if sum_d is None else (sum_d / n).astype(np.float32)
+    return TTAPrediction(mean, boundary, spread.astype(np.float32), distance=distance)
 
 
 def most_uncertain_region(

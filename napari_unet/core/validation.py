@@ -31,7 +31,13 @@ from napari_unet.core.images import is_stack, normalize, spatial_shape
 from napari_unet.core.losses import Weighting
 from napari_unet.core.model import UNet
 from napari_unet.core.split import assign_split, image_key
-from napari_unet.core.targets import BOUNDARY_BIT, boundary_target, target_and_weights
+from napari_unet.core.targets import (
+    BOUNDARY_BIT,
+    DISTANCE_SHIFT,
+    boundary_target,
+    distance_target,
+    target_and_weights,
+)
 from napari_unet.core.tiling import read_tile
 from napari_unet.core.weights import class_balance_weights
 
@@ -215,12 +221,14 @@ def _train_windows(box: list[int] | None, shape: tuple[int, int]) -> list[tuple[
 
 
 def target_weights(
-    mask: np.ndarray, weighting: Weighting, boundary: bool = False
+    mask: np.ndarray, weighting: Weighting, boundary: bool = False, distance: bool = False
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Target code and weights of one crop (see :data:`BOUNDARY_BIT`)."""
+    """Target code and weights of one crop (see :data:`BOUNDARY_BIT`, :data:`DISTANCE_SHIFT`)."""
     target, paper = target_and_weights(mask)
     if boundary:
         target = target | (boundary_target(mask).astype(np.uint8) * BOUNDARY_BIT)
+    if distance:
+        target = target | (distance_target(mask) << DISTANCE_SHIFT).astype(np.uint8)
     if weighting is Weighting.PAPER:
         return target, paper
     if weighting is Weighting.BORDER:
@@ -278,7 +286,7 @@ def prepare_data(
         masks=[mask for _, mask, _ in planes],
     )
     entries = split["images"] if val_fraction > 0 else {}
-    two_outputs = model.config.out_channels > 1
+    outputs = model.config.out_channels
     train_images: list[np.ndarray] = []
     train_targets: list[np.ndarray] = []
     train_weights: list[np.ndarray] = []
@@ -300,7 +308,7 @@ def prepare_data(
         if role == "val":
             continue
         for ty, tx in _train_windows(box, (h, w)):
-            target, weight = target_weights(mask[ty, tx], weighting, two_outputs)
+            target, weight = target_weights(mask[ty, tx], weighting, outputs > 1, outputs > 2)
             train_images.append(np.ascontiguousarray(norm[:, ty, tx]))
             train_targets.append(target)
             if weight is not None:

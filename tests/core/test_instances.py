@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from _fixtures import fine_tuned_maps, untrained_maps
 from scipy import ndimage as ndi
 
 from napari_unet.core.errors import InputError
@@ -16,7 +17,7 @@ from napari_unet.core.metrics import average_precision, dsb_score, object_scores
 from napari_unet.core.model import build_model
 from napari_unet.core.postprocess import label_objects
 from napari_unet.core.targets import BOUNDARY_BIT, boundary_target, separation_border
-from napari_unet.core.training import fine_tune, training_loss
+from napari_unet.core.training import training_loss
 from napari_unet.core.validation import prepare_data
 
 
@@ -201,10 +202,7 @@ def test_average_precision_counts_and_the_dsb_score():
 
 
 def test_two_output_models_predict_both_maps_in_one_pass():
-    torch.manual_seed(0)
-    image = np.random.default_rng(0).random((70, 90)).astype(np.float32)
-    model = build_model(base_width=4, depth=2, out_channels=2)
-    maps = run_to_completion(iter_predict(image, model, device="cpu"))
+    image, model, maps = untrained_maps(out_channels=2, shape=(70, 90))
     assert maps.proba.shape == maps.boundary.shape == image.shape
     np.testing.assert_allclose(maps.proba, predict_proba(image, model, device="cpu"), atol=1e-6)
     assert not np.allclose(maps.proba, maps.boundary)
@@ -245,15 +243,7 @@ def test_training_targets_pack_the_rims_and_the_loss_uses_both_outputs():
 
 def test_fine_tuning_a_two_output_model_learns_the_rims():
     labels = _touching(shape=(96, 128))
-    rng = np.random.default_rng(0)
-    image = ((labels > 0) * 180.0 + rng.normal(30, 10, labels.shape)).astype(np.float32)
-    torch.manual_seed(0)
-    model = build_model(base_width=8, depth=2, out_channels=2)
-    result = run_to_completion(
-        fine_tune(model, [image], [labels], epochs=12, val_fraction=0.0, seed=0, device="cpu",
-                  keep_start=False, lr=3e-3, patch_size=64)
-    )  # fmt: skip
-    maps = run_to_completion(iter_predict(image, result.model, device="cpu"))
+    maps = fine_tuned_maps(labels, out_channels=2)
     rim = boundary_target(labels)
     # The rim output is higher on rims than inside objects.
     assert maps.boundary[rim].mean() > maps.boundary[(labels > 0) & ~rim].mean() + 0.2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from _fixtures import touching_squares
 from scipy import ndimage as ndi
 
 from napari_unet.core.errors import InputError
@@ -219,10 +220,7 @@ def test_class_balance_weights_sum_equally():
 
 
 def two_touching_squares() -> np.ndarray:
-    labels = np.zeros((12, 16), dtype=np.int32)
-    labels[2:8, 2:8] = 1
-    labels[2:8, 8:14] = 2
-    return labels
+    return touching_squares()
 
 
 def test_separation_border_between_touching_squares():
