@@ -61,42 +61,27 @@ from datasets import MODALITIES, dsb2018  # noqa: E402
 
 
 def with_outputs(model, outputs: int):
-    """Return ``model`` with at least ``outputs`` output channels; new ones start at zero.
+    """Return a copy of a plain U-Net ``model`` with exactly ``outputs`` output channels.
 
-    A plain U-Net only: every weight is kept, and the 1x1 output convolution
-    gains rows of zeros, so the extra outputs start at logit 0 and the old
-    ones are unchanged.
+    Every other weight is kept.  The 1x1 output convolution keeps the rows of
+    the outputs both have; new outputs get rows of zeros (they start at logit
+    0, the old ones unchanged), and outputs beyond ``outputs`` are dropped.
     """
-    if outputs <= model.config.out_channels:
+    if outputs == model.config.out_channels:
         return model
     if model.config.arch != "unet":
-        raise SystemExit(f"--out-channels {outputs}: only a plain U-Net can gain outputs")
-    wider = build_model(dataclasses.replace(model.config, out_channels=outputs))
+        raise SystemExit(f"{outputs} outputs: only a plain U-Net's outputs can be changed")
+    resized = build_model(dataclasses.replace(model.config, out_channels=outputs))
     state = model.state_dict()
-    old_w, old_b = state.pop("outc.conv.weight"), state.pop("outc.conv.bias")
-    wider.load_state_dict(state, strict=False)
-    with torch.no_grad():
-        wider.outc.conv.weight.zero_()
-        wider.outc.conv.bias.zero_()
-        wider.outc.conv.weight[: old_w.shape[0]] = old_w
-        wider.outc.conv.bias[: old_b.shape[0]] = old_b
-    wider.norm, wider.threshold = model.norm, model.threshold
-    wider.history, wider.extra = list(model.history), dict(model.extra)
-    return wider
-
-
-def keep_outputs(model, outputs: int):
-    """Return ``model`` with only its first ``outputs`` output channels (the rest dropped)."""
-    if outputs >= model.config.out_channels:
-        return model
-    narrow = build_model(dataclasses.replace(model.config, out_channels=outputs))
-    state = model.state_dict()
-    state["outc.conv.weight"] = state["outc.conv.weight"][:outputs].clone()
-    state["outc.conv.bias"] = state["outc.conv.bias"][:outputs].clone()
-    narrow.load_state_dict(state)
-    narrow.norm, narrow.threshold = model.norm, model.threshold
-    narrow.history, narrow.extra = list(model.history), dict(model.extra)
-    return narrow.eval()
+    kept = min(outputs, model.config.out_channels)
+    for name in ("outc.conv.weight", "outc.conv.bias"):
+        new = torch.zeros_like(resized.state_dict()[name])
+        new[:kept] = state[name][:kept]
+        state[name] = new
+    resized.load_state_dict(state)
+    resized.norm, resized.threshold = model.norm, model.threshold
+    resized.history, resized.extra = list(model.history), dict(model.extra)
+    return resized.train(model.training)
 
 
 def training_data(split, repeats: dict[str, int]):
@@ -153,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     images, masks, counts = training_data(split, repeats)
     print(f"training on {counts} development images ({len(images)} with repeats)", flush=True)
     if args.init:
-        model = with_outputs(load_model(args.init), args.out_channels).train()
+        start = load_model(args.init)
+        outputs = max(args.out_channels, start.config.out_channels)  # never fewer
+        model = with_outputs(start, outputs).train()
         model.extra.pop("validation_split", None)  # a fresh split of these images
     else:
         model = build_model(
@@ -202,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     trained = result.model
     if args.ship_outputs:
-        trained = keep_outputs(trained, args.ship_outputs)
+        trained = with_outputs(trained, args.ship_outputs)
     scores = evaluate(trained, split)
     trained.extra = {
         **trained.extra,

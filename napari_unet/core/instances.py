@@ -213,7 +213,8 @@ def split_objects(
     boundary = np.asarray(boundary)
     _check_maps(mask, boundary)
     if distance is not None:
-        _check_maps(mask, np.asarray(distance))
+        distance = np.asarray(distance)
+        _check_maps(mask, distance)
     planes = [(mask, boundary)] if mask.ndim == 2 else list(zip(mask, boundary, strict=True))
     out = np.empty(mask.shape, dtype=np.int32)
     view = out[None] if mask.ndim == 2 else out
@@ -228,8 +229,7 @@ def split_objects(
         if distance is None:
             height = _shape_height(m, b, sigma)
         else:
-            d = np.asarray(distance)
-            height = _predicted_height(d if d.ndim == 2 else d[z], sigma)
+            height = _predicted_height(distance if distance.ndim == 2 else distance[z], sigma)
         labels = _split_plane(m, height, depth)
         n = int(labels.max(initial=0))
         view[z] = np.where(labels > 0, labels + count, 0)

@@ -139,20 +139,19 @@ def distance_target(labels: np.ndarray) -> np.ndarray:
         object pixels are at least 1.
     """
     inst = as_instances(_check_labels(labels)).astype(np.int64, copy=False)
+    # Edge pixels (next to background or another object) are the rims without
+    # widened contacts; every other object pixel counts its distance to them.
+    edge = boundary_target(inst, contact_width=0)
     out = np.zeros(inst.shape, dtype=np.uint8)
-    for z, plane in enumerate(inst[None] if inst.ndim == 2 else inst):
-        view = out[None][z] if inst.ndim == 2 else out[z]
+    stacked = (inst, edge, out) if inst.ndim == 3 else (inst[None], edge[None], out[None])
+    for plane, rim, view in zip(*stacked, strict=True):
         if not plane.any():
             continue
-        # Another object counts as outside: a pixel differs from a neighbour's id.
-        edge = ndi.maximum_filter(plane, size=3, mode="nearest") != ndi.minimum_filter(
-            plane, size=3, mode="nearest"
-        )
-        distance = ndi.distance_transform_edt((plane > 0) & ~edge) + (plane > 0)
-        peak = ndi.maximum(distance, plane, index=np.arange(int(plane.max()) + 1))
-        scale = np.asarray(peak, dtype=np.float64)[plane]
-        level = np.ceil(DISTANCE_LEVELS * distance / np.maximum(scale, 1e-9))
-        view[...] = np.where(plane > 0, np.clip(level, 1, DISTANCE_LEVELS), 0)
+        inside = plane > 0
+        distance = ndi.distance_transform_edt(inside & ~rim) + inside
+        peak = np.asarray(ndi.maximum(distance, plane, index=np.arange(int(plane.max()) + 1)))
+        level = np.ceil(DISTANCE_LEVELS * distance / np.maximum(peak[plane], 1e-9))
+        view[...] = np.where(inside, np.clip(level, 1, DISTANCE_LEVELS), 0)
     return out
 
 

@@ -78,11 +78,14 @@ def training_loss(
     # The third output regresses each object's scaled distance to its edge
     # (targets.distance_target) with a soft-target BCE; unknown rims leave it out too.
     level = torch.div(code, 1 << DISTANCE_SHIFT, rounding_mode="floor").to(logits.dtype)
-    soft = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits[:, 2:3], level / DISTANCE_LEVELS, reduction="none"
+    return loss + DISTANCE_LOSS_WEIGHT * _known_pixels(
+        _soft_bce, logits[:, 2:3], level / DISTANCE_LEVELS, None, known_rims
     )
-    keep = known_rims.expand_as(soft)
-    return loss + DISTANCE_LOSS_WEIGHT * (soft * keep).sum() / keep.sum().clamp(min=1)
+
+
+def _soft_bce(logits: torch.Tensor, target: torch.Tensor, _weights: None) -> torch.Tensor:
+    """Mean BCE of logits against targets in [0, 1] (the distance output's loss)."""
+    return torch.nn.functional.binary_cross_entropy_with_logits(logits, target)
 
 
 def _bit(code: torch.Tensor, bit: int) -> torch.Tensor:
