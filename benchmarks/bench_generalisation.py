@@ -16,7 +16,9 @@ Data sets:
   (:func:`datasets.dsb2018`).
 - ``stack``: synthetic confocal stacks of large nuclei with dim, out-of-focus
   planes (:func:`datasets.confocal_stack`), one stack per repeat; training on
-  the two middle planes, scored on the 26 others.
+  the two middle planes, scored on the 26 others, with the planes-off-focus
+  augmentation that the GUI and CLI switch on for slices of a stack (unless
+  ``--augment`` is given).
 
 Scores: pooled Dice (overlaps summed over sizes summed, over all evaluation
 images of a data set) and object F1 at IoU 0.5 (connected components of the
@@ -106,6 +108,13 @@ def _pairs(option: list[str] | None) -> dict:
     return {k: _value(v) for k, v in (item.split("=", 1) for item in option or [])}
 
 
+def as_the_gui_would(name: str, settings: dict) -> dict:
+    """Add what the GUI and CLI add for a data set: a stack's slices teach the planes off focus."""
+    if name == "stack" and "augment" not in settings:
+        return {**settings, "augment": AugmentConfig(depth=True)}
+    return settings
+
+
 def data_for(name: str, repeat: int, dsb) -> tuple[list, list, list]:
     """Training images, training masks and evaluation pairs of one repeat."""
     if name == "stack":
@@ -168,7 +177,7 @@ def run(
     images, masks, test = data_for(name, repeat, dsb)
     start = load_model(model)
     t0 = time.perf_counter()
-    settings = dict(settings)
+    settings = dict(as_the_gui_would(name, settings))
     if settings.get("replay") == "sample":
         settings["replay"] = sample_replay()
     elif settings.get("replay") == "dev":

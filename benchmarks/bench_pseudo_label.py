@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(__file__))
-from bench_generalisation import DATASETS, _pairs, data_for, score  # noqa: E402
+from bench_generalisation import DATASETS, _pairs, as_the_gui_would, data_for, score  # noqa: E402
 from datasets import dsb2018, otsu_baseline  # noqa: E402
 
 from napari_unet.core.checkpoint import load_model  # noqa: E402
@@ -69,7 +69,7 @@ def fine_tuned(name, repeat, images, masks, unlabelled, settings, log) -> dict:
         seed=repeat,
         replay=load_replay("default"),
         unlabelled=unlabelled,
-        **settings,
+        **as_the_gui_would(name, settings),
     )
     result = run_to_completion(gen, on_event)
     seconds = time.perf_counter() - t0

@@ -44,7 +44,10 @@ _INTERRUPT_CODES = {signal.SIGINT: 130, signal.SIGTERM: 143}
 def _load_training_pairs(
     images: Sequence[str], masks: Sequence[str], rois: Sequence[str] | None = None
 ):
-    """Read image/mask (and ROI) files, check shapes and split stacks into slices."""
+    """Read image/mask (and ROI) files, check shapes and split stacks into slices.
+
+    Returns images, masks, ROI masks (or None) and whether any image was a stack.
+    """
     from napari_unet.core.images import is_stack, spatial_shape
     from napari_unet.core.io import read_image, read_mask
 
@@ -52,6 +55,7 @@ def _load_training_pairs(
     if rois is not None:
         _check_pair_counts(images, rois, "--images", "--rois", "ROI mask")
     xs, ys, zs = [], [], []
+    stacks = False
     for i, (image_path, mask_path) in enumerate(zip(images, masks, strict=True)):
         image, mask = read_image(image_path), read_mask(mask_path)
         _check_same_shape(mask, mask_path, spatial_shape(image), image_path)
@@ -60,6 +64,7 @@ def _load_training_pairs(
             roi = read_mask(rois[i]) > 0
             _check_same_shape(roi, rois[i], spatial_shape(image), image_path, "ROI mask")
         if is_stack(image):
+            stacks = True
             xs.extend(image)
             ys.extend(mask)
             zs.extend([None] * len(image) if roi is None else list(roi))
@@ -67,7 +72,7 @@ def _load_training_pairs(
             xs.append(image)
             ys.append(mask)
             zs.append(roi)
-    return xs, ys, (zs if rois is not None else None)
+    return xs, ys, (zs if rois is not None else None), stacks
 
 
 def _initial_model(init: str, arch: str | None = None):
@@ -144,9 +149,14 @@ def _replay(args: argparse.Namespace):
 
 
 def _fine_tune_config(
-    args: argparse.Namespace, device: torch.device, replay: bool
+    args: argparse.Namespace, device: torch.device, replay: bool, stacks: bool = False
 ) -> FineTuneConfig:
-    """Return the :class:`FineTuneConfig` that ``train``'s options ask for."""
+    """Return the :class:`FineTuneConfig` that ``train``'s options ask for.
+
+    Fine-tuning on slices of a stack (``stacks``) also teaches the planes
+    off focus (:attr:`~napari_unet.core.augment.AugmentConfig.depth`).
+    """
+    from napari_unet.core.augment import AugmentConfig
     from napari_unet.core.training_config import FineTuneConfig
 
     settings = {name: getattr(args, name) for name in TRAIN_DEFAULTS}
@@ -163,6 +173,7 @@ def _fine_tune_config(
         patience=args.patience,
         device=device,
         keep_start=args.init != "none",
+        augment=AugmentConfig(depth=True) if stacks and args.init != "none" else None,
         **pseudo_settings(args),
     )
 
@@ -174,12 +185,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from napari_unet.core.training import TrainingState, fine_tune
 
     device = resolve_device(args.device)
-    images, masks, rois = _load_training_pairs(args.images, args.masks, args.rois)
+    images, masks, rois, stacks = _load_training_pairs(args.images, args.masks, args.rois)
     model = _initial_model(args.init, args.arch)
     out = Path(args.out)
     _check_output_file(out)
     replay = _replay(args)
-    config = _fine_tune_config(args, device, replay is not None)
+    config = _fine_tune_config(args, device, replay is not None, stacks)
     unlabelled = read_unlabelled(args.unlabelled, args.images)
 
     bar = _ProgressBar(sys.stderr)
@@ -271,7 +282,8 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
         "train",
         help="fine-tune or train a model on images and masks",
         description="Train on image/mask pairs (masks: 0/1, 0/255 or instance labels; "
-        "stacks are split into slices) and save the weights with the best validation Dice. "
+        "stacks are split into slices, and teach the planes off focus) and save the weights "
+        "with the best validation Dice. "
         "Ctrl-C stops after the current step, saves the best model so far and exits 130. "
         "A second Ctrl-C aborts at once without saving.",
     )

@@ -42,6 +42,15 @@ class AugmentConfig:
         Random zoom in or out about the patch centre (objects larger or
         smaller than in the training images), applied with the elastic
         deformation in one resampling.
+    depth
+        Planes away from the ones corrected, for slices of a stack: a share
+        (``depth_p``) of the defocus blurs also shrink every object to its
+        cross-section at a random relative depth ``t`` (radius times
+        ``sqrt(1 - t**2)``, an ellipsoid's), blur more the deeper the plane
+        and dim it.  In a confocal or widefield stack a plane off a nucleus'
+        equator shows that equator's out-of-focus light, wider than its own
+        smaller cross-section, which is the truth there
+        (:func:`deepen_target`).
     elastic_grid
         Number of control points per axis of the displacement grid.
     elastic_sigma
@@ -63,6 +72,9 @@ class AugmentConfig:
     scale_range, scale_p
         Range of the zoom factor (drawn log-uniformly; 2 doubles object
         sizes), and its probability.
+    depth_p, depth_max
+        Share of the defocus blurs that also shrink the objects, and the
+        largest relative depth drawn (uniformly from 0).
     """
 
     flips: bool = True
@@ -72,6 +84,7 @@ class AugmentConfig:
     noise: bool = True
     blur: bool = True
     scale: bool = True
+    depth: bool = False
     elastic_grid: int = 3
     elastic_sigma: float = 10.0
     elastic_p: float = 0.5
@@ -86,6 +99,8 @@ class AugmentConfig:
     blur_noise: float = 0.15
     scale_range: tuple[float, float] = (0.5, 2.0)
     scale_p: float = 0.5
+    depth_p: float = 1.0
+    depth_max: float = 0.9
 
     @classmethod
     def none(cls) -> AugmentConfig:
@@ -98,6 +113,7 @@ class AugmentConfig:
             noise=False,
             blur=False,
             scale=False,
+            depth=False,
         )
 
 
@@ -213,6 +229,12 @@ def augment(
     img = np.ascontiguousarray(img, dtype=np.float32)
     if config.blur and rng.random() < config.blur_p:
         sigma = rng.uniform(*config.blur_sigma)
+        if config.depth and rng.random() < config.depth_p and _deepenable(msk):
+            t = rng.uniform(0.0, config.depth_max)
+            lo, hi = config.blur_sigma
+            sigma = lo + (hi - lo) * t / max(config.depth_max, 1e-9)
+            msk = deepen_target(msk, t)
+            img = img * (1.0 - 0.6 * t**2)
         img = np.stack([ndi.gaussian_filter(c, sigma, mode="mirror") for c in img])
         if config.blur_noise > 0:
             std = rng.uniform(0.0, config.blur_noise)
@@ -228,6 +250,53 @@ def augment(
     msk = np.ascontiguousarray(msk, dtype=mask_dtype)
     wgt = None if wgt is None else np.ascontiguousarray(wgt, dtype=np.float32)
     return np.ascontiguousarray(img, dtype=np.float32), msk, wgt
+
+
+def _deepenable(code: np.ndarray) -> bool:
+    """Whether :func:`deepen_target` may shrink ``code``: foreground and rims only, no unknowns."""
+    return code.size > 0 and float(code.max()) < 4
+
+
+def deepen_target(code: np.ndarray, depth: float) -> np.ndarray:
+    """Shrink every object of a target to its cross-section at relative depth ``depth``.
+
+    Each object (8-connected component of the foreground bit, which the
+    separation borders keep apart) is eroded by ``R * (1 - sqrt(1 - depth**2))``
+    pixels, ``R`` its largest distance to the background: a disc of radius
+    ``R`` becomes the ellipsoid's cross-section of radius ``R * sqrt(1 -
+    depth**2)``, and small objects go first.  When the target carries rims
+    (bit 1), they are redrawn around the shrunk objects.
+
+    Parameters
+    ----------
+    code : np.ndarray
+        (H, W) packed target, integer or float of whole values (patches are
+        float32): bit 0 the foreground, bit 1 the rims.
+    depth : float
+        Relative depth in [0, 1): 0 keeps the target.
+
+    Returns
+    -------
+    np.ndarray
+        The shrunk target, of the same dtype.
+    """
+    bits = code.astype(np.uint8)
+    fg = (bits & 1).astype(bool)
+    if depth <= 0 or not fg.any():
+        return code
+    objects, n = ndi.label(fg, structure=np.ones((3, 3), dtype=bool))
+    distance = ndi.distance_transform_edt(fg)
+    radius = np.zeros(n + 1)
+    radius[1:] = ndi.maximum(distance, objects, index=np.arange(1, n + 1))
+    # A pixel's distance runs from 1 on the outline, half a pixel inside the
+    # true edge, so the shrink is measured from there.
+    shrink = (radius[objects] - 0.5) * (1.0 - np.sqrt(1.0 - depth**2))
+    keep = distance - 0.5 > shrink
+    out = keep.astype(np.uint8)
+    if (bits & 2).any():
+        inner = ndi.binary_erosion(keep, np.ones((3, 3), dtype=bool), border_value=1)
+        out |= (keep & ~inner).astype(np.uint8) * 2
+    return out.astype(code.dtype)
 
 
 def _intensity(img: np.ndarray, rng: np.random.Generator, config: AugmentConfig) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -115,6 +116,14 @@ class FineTuneForm(QWidget):
             # A new network has no starting weights worth keeping.
             keep_start=not self.arch_option.new_network(),
         )
+
+    def follow_training_set(self, pairs: Iterable[Any]) -> None:
+        """Tick "planes off focus" when the training set holds a slice of a stack, else untick.
+
+        Only slices of a stack learn from it: on 2D images it cost Dice
+        (``benchmarks/results/generalisation.md``).
+        """
+        self.augment_checks["depth"].value = any(p.z is not None for p in pairs)
 
     def replay(self) -> tuple[list, list] | None:
         """Return the replay images and labels when "Keep what ... knows" is ticked."""

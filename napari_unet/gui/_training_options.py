@@ -25,6 +25,7 @@ AUGMENT_LABELS = {
     "noise": "noise",
     "blur": "blur (defocus)",
     "scale": "zoom 0.5-2x",
+    "depth": "planes off focus (stacks)",
 }
 
 

@@ -360,7 +360,7 @@ class CorrectMasksWidget(QWidget):
             if model_mask is not None and model_mask.shape == mask.shape:
                 effort = dice(_plane(model_mask, z), accepted)
             pair = TrainingPair(
-                name=name, image=_plane(image, z), mask=accepted, effort_dice=effort
+                name=name, image=_plane(image, z), mask=accepted, effort_dice=effort, z=z
             )
             info = {"image_layer": image_layer.name, "mask_layer": layer.name, "slice": z}
             try:

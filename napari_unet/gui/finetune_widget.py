@@ -162,6 +162,7 @@ class FineTuneWidget(QWidget):
     # -------------------------------------------------------------- state
     def _show_count(self, *_: Any) -> None:
         n = len(self.session.training_set)
+        self.form.follow_training_set(self.session.training_set)
         self.count_label.setText(
             f"Training set: {plural(n, 'accepted pair')}"
             if n

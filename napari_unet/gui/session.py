@@ -40,6 +40,7 @@ class TrainingPair:
     mask: np.ndarray
     effort_dice: float = float("nan")  # Dice(model mask, accepted mask)
     path: Path | None = None  # where it was saved on disk
+    z: int | None = None  # the slice of a stack it is, or None for a 2D image
 
 
 def pair_name(image_layer: str, z: int | None = None) -> str:

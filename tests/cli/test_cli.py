@@ -279,9 +279,21 @@ def test_train_saves_a_model_and_reports_best_dice(train_files, capsys, tiny_mod
     run = model.history[-1]
     assert run["loss"] == "dice" and run["patch_size"] == 16 and len(run["epochs"]) == 1
     assert run["n_images"] == 3  # the 2-slice stack was split into slices
+    assert run["augment"]["depth"]  # and its slices teach the planes off focus
     assert f"{run['best_dice']:.4f}" in out
     assert model.config == load_model(tiny_model).config  # --init was used
     assert sorted(os.listdir(train_files / "out")) == ["model.pt"]
+
+
+def test_train_on_2d_images_keeps_the_masks_of_defocused_patches(train_files, capsys, tiny_model):
+    d = train_files
+    argv = ["train", "--images", d / "a.tif", d / "a.tif", "--masks", d / "a_mask.tif",
+            d / "a_mask.tif", "--out", d / "out" / "model.pt", "--init", tiny_model,
+            *FAST]  # fmt: skip
+    code, _, err = _run(capsys, *argv)
+    assert code == 0, err
+    run = load_model(d / "out" / "model.pt").history[-1]
+    assert run["augment"]["blur"] and not run["augment"]["depth"]
 
 
 def test_train_without_validation_saves_the_lowest_loss_epoch(train_files, capsys, tiny_model):

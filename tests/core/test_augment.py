@@ -6,8 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from skimage.draw import disk
 
-from napari_unet.core.augment import AugmentConfig, augment, elastic_displacement
+from napari_unet.core.augment import AugmentConfig, augment, deepen_target, elastic_displacement
+from napari_unet.core.targets import boundary_target
 
 H = W = 48
 GEOMETRY_ONLY = AugmentConfig(intensity=False, noise=False, elastic=False, blur=False, scale=False)
@@ -124,3 +126,54 @@ def test_elastic_displacement_statistics():
     steps = np.abs(np.diff(fields, axis=-1))
     assert steps.max() < 3.0
     assert np.percentile(steps, 99) < 1.5
+
+
+def _two_discs() -> np.ndarray:
+    """Packed target of two discs (radii 20 and 10) with their rims (bit 1)."""
+    labels = np.zeros((128, 128), np.uint8)
+    labels[disk((40, 40), 20)] = 1
+    labels[disk((90, 90), 10)] = 2
+    return (labels > 0).astype(np.uint8) | boundary_target(labels).astype(np.uint8) * 2
+
+
+@pytest.mark.parametrize("depth", [0.5, 0.8])
+def test_deepen_target_gives_an_ellipsoids_cross_section(depth):
+    code = _two_discs()
+    out = deepen_target(code, depth)
+    factor = 1.0 - depth**2  # area of the cross-section over the equator's
+    expected = np.pi * (20**2 + 10**2) * factor
+    assert abs(int((out & 1).sum()) - expected) < 0.05 * expected
+    # The rims are redrawn around the smaller objects, inside them.
+    rims = (out & 2) > 0
+    assert rims.any() and not (rims & ~(out & 1).astype(bool)).any()
+    assert rims.sum() < ((code & 2) > 0).sum()
+    assert out.dtype == code.dtype
+    # Float codes (as the patch sampler stores them) give the same target.
+    assert np.array_equal(deepen_target(code.astype(np.float32), depth), out.astype(np.float32))
+
+
+def test_deepen_target_keeps_an_empty_target_and_depth_zero():
+    code = _two_discs()
+    assert np.array_equal(deepen_target(code, 0.0), code)
+    empty = np.zeros((16, 16), np.float32)
+    assert np.array_equal(deepen_target(empty, 0.7), empty)
+
+
+def test_depth_blurs_dims_and_shrinks_but_never_touches_unknown_pixels():
+    code = _two_discs()
+    image = (code & 1).astype(np.float32)
+    config = replace(AugmentConfig.none(), blur=True, blur_p=1.0, blur_noise=0.0,
+                     depth=True, depth_p=1.0, depth_max=0.8)  # fmt: skip
+    areas = []
+    for seed in range(30):
+        out_img, out_code, _ = augment(image, code, None, np.random.default_rng(seed), config)
+        areas.append(int((out_code & 1).sum()))
+        assert out_img.max() < image.max()  # dimmer and blurred
+    # Depths are drawn from [0, 0.8]: never larger, mostly smaller, never gone.
+    assert all(0 < area <= (code & 1).sum() for area in areas)
+    # Over depths drawn from [0, 0.8] the expected area is 1 - 0.8**2 / 3 = 0.79 of the start.
+    assert 0.7 < np.mean(areas) / (code & 1).sum() < 0.93
+    # A code with pseudo-labels' unknown pixels (bit 2) is left as it is.
+    unknown = code | 4
+    _, kept, _ = augment(image, unknown, None, np.random.default_rng(4), config)
+    assert np.array_equal(kept, unknown)

@@ -358,3 +358,16 @@ def test_a_folder_that_cannot_be_written_is_refused_and_left_clean(
     widget.minutes_spin.setValue(0)
     assert widget.start() is None
     assert not blocker.exists()
+
+
+def test_planes_off_focus_follow_the_training_set(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    session, _, widget = setup(viewer, tmp_path)
+    # 2D pairs: the defocus keeps the masks.
+    assert not widget.augment_checks["depth"].value
+    assert not widget.settings().augment.depth
+    # A slice of a stack: the defocus also teaches the planes off focus.
+    image, labels = cells(5)
+    session.accept_pairs([TrainingPair(name="stack z004", image=image, mask=labels, z=4)])
+    assert widget.augment_checks["depth"].value
+    assert widget.settings().augment.depth
