@@ -77,7 +77,7 @@ def timed(fn):
 def monai_predict(image, model, tile, overlap=0.25, sw_batch_size=4):
     from monai.inferers import sliding_window_inference
 
-    x = torch.from_numpy(normalize(image, model))[None, None]
+    x = torch.from_numpy(_channel_first(normalize(image, model)))[None]
     with torch.inference_mode():
         prob = sliding_window_inference(
             x,
@@ -90,15 +90,20 @@ def monai_predict(image, model, tile, overlap=0.25, sw_batch_size=4):
     return prob[0, 0].numpy()
 
 
+def _channel_first(x: np.ndarray) -> np.ndarray:
+    """(C, H, W) of a normalised plane: (H, W) for a one-channel model, (3, H, W) for three."""
+    return x[None] if x.ndim == 2 else x
+
+
 def whole_pass(image, model):
     """One forward pass over the whole image, reflect-padded to the size multiple."""
-    x = normalize(image, model)
+    x = _channel_first(normalize(image, model))
     m = model.size_multiple
-    h, w = x.shape
+    h, w = x.shape[-2:]
     ph, pw = -(-h // m) * m - h, -(-w // m) * m - w
-    x = np.pad(x, ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
+    x = np.pad(x, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
     with torch.inference_mode():
-        prob = torch.sigmoid(model.eval()(torch.from_numpy(x)[None, None]))[0, 0].numpy()
+        prob = torch.sigmoid(model.eval()(torch.from_numpy(x)[None]))[0, 0].numpy()
     return prob[ph // 2 : ph // 2 + h, pw // 2 : pw // 2 + w]
 
 
