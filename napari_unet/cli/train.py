@@ -31,6 +31,7 @@ from napari_unet.cli._defaults import (
     SCRATCH_LR,
     TRAIN_DEFAULTS,
 )
+from napari_unet.cli._planes import add_planes_option, planes_augment
 from napari_unet.cli._unlabelled import add_unlabelled_options, pseudo_settings, read_unlabelled
 
 if TYPE_CHECKING:
@@ -154,9 +155,8 @@ def _fine_tune_config(
     """Return the :class:`FineTuneConfig` that ``train``'s options ask for.
 
     Fine-tuning on slices of a stack (``stacks``) also teaches the planes
-    off focus (:attr:`~napari_unet.core.augment.AugmentConfig.depth`).
+    off focus, as ``--planes-off-focus`` says (:mod:`napari_unet.cli._planes`).
     """
-    from napari_unet.core.augment import AugmentConfig
     from napari_unet.core.training_config import FineTuneConfig
 
     settings = {name: getattr(args, name) for name in TRAIN_DEFAULTS}
@@ -173,7 +173,7 @@ def _fine_tune_config(
         patience=args.patience,
         device=device,
         keep_start=args.init != "none",
-        augment=AugmentConfig(depth=True) if stacks and args.init != "none" else None,
+        augment=planes_augment(args, stacks),
         **pseudo_settings(args),
     )
 
@@ -391,6 +391,7 @@ def add_parser(sub: Any, positive: Any, device_help: str) -> None:
         "(default: a quarter of the epochs, at least 5)",
     )
     add_unlabelled_options(t)
+    add_planes_option(t)
     t.add_argument("--device", type=_device, default="auto", help=device_help)
     t.add_argument(
         "--seed", type=_number(int, 0), default=0, metavar="N", help="random seed (default: 0)"

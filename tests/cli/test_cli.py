@@ -294,6 +294,13 @@ def test_train_on_2d_images_keeps_the_masks_of_defocused_patches(train_files, ca
     assert code == 0, err
     run = load_model(d / "out" / "model.pt").history[-1]
     assert run["augment"]["blur"] and not run["augment"]["depth"]
+    # --planes-off-focus overrides what the images say: on for 2D, off for a stack.
+    code, _, err = _run(capsys, *argv, "--planes-off-focus", "on")
+    assert code == 0, err
+    assert load_model(d / "out" / "model.pt").history[-1]["augment"]["depth"]
+    code, _, err = _run(capsys, *_train_argv(d, tiny_model, *FAST, "--planes-off-focus", "off"))
+    assert code == 0, err
+    assert not load_model(d / "out" / "model.pt").history[-1]["augment"]["depth"]
 
 
 def test_train_without_validation_saves_the_lowest_loss_epoch(train_files, capsys, tiny_model):
