@@ -23,9 +23,10 @@ from qtpy.QtCore import QEventLoop, QTimer
 from qtpy.QtWidgets import QApplication
 from scipy import ndimage
 
+from napari_unet.core.events import run_to_completion
 from napari_unet.core.inference import Prediction
 from napari_unet.core.instances import with_objects
-from napari_unet.gui.predictions import show_prediction
+from napari_unet.gui.predictions import showing_prediction
 from napari_unet.gui.segment_widget import SegmentWidget
 from napari_unet.gui.session import get_session
 
@@ -66,7 +67,9 @@ def main() -> None:
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
     session = get_session(viewer)
-    shown = show_prediction(viewer, session, "nuclei", maps, widget.mask_settings(), {}, "bench")
+    shown = run_to_completion(
+        showing_prediction(viewer, session, "nuclei", maps, widget.mask_settings(), {}, "bench")
+    )
     layer = shown.mask_layer
     record = shown.record
 

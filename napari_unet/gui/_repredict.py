@@ -1,7 +1,8 @@
 """After a fine-tune: predict an image again and score the model before and after.
 
 Both predictions run in one thread worker.  The new one reaches its layers
-the way Segment's does (:func:`napari_unet.gui.predictions.show_prediction`):
+the way Segment's does (:func:`napari_unet.gui.predictions.showing_prediction`,
+one napari layer add per event-loop turn):
 the probability layer of the image is refreshed; its mask layer is rewritten
 only when nobody corrected it, by napari's paint history or by its pixels,
 otherwise the new mask goes to a new layer (a correction is never lost).
@@ -27,7 +28,8 @@ import numpy as np
 from napari.layers import Image, Labels
 
 from napari_unet.gui._layers import MASK_SUFFIXES, base_name, layer_array, spatial_transform
-from napari_unet.gui.predictions import MaskSettings, show_prediction
+from napari_unet.gui._turns import Turns
+from napari_unet.gui.predictions import MaskSettings, showing_prediction
 from napari_unet.gui.session import Session
 from napari_unet.gui.workers import start_generator
 
@@ -118,6 +120,9 @@ class Repredictor:
         self.session = session
         self.on_done = on_done
         self.worker: Any | None = None
+        # The worker counts as running until the result's layers are all made.
+        self._turns = Turns()
+        self._finish_waits = False
 
     def start(self, image_name: str, old_model: Any, new_model: Any) -> Any:
         """Predict layer ``image_name`` in a worker; return the worker."""
@@ -141,14 +146,25 @@ class Repredictor:
         return self.worker
 
     def _finish(self) -> None:
+        if self._turns.busy:
+            self._finish_waits = True
+            return
         self.worker = None
         self.session.end_work()
 
     def _apply(self, maps: tuple[Any, Any], target: dict) -> None:
+        self._turns.start(self._applying(maps, target), self._applied)
+
+    def _applied(self, _result: Any) -> None:
+        if self._finish_waits:
+            self._finish_waits = False
+            self._finish()
+
+    def _applying(self, maps: tuple[Any, Any], target: dict) -> Generator[None, None, None]:
         from napari_unet.core.metrics import dice
 
         old, new = maps
-        mask_layer, settings = self._show(target, new)
+        mask_layer, settings = yield from self._show(target, new)
         before = after = math.nan
         description = ""
         if target["reference"] is not None:
@@ -160,7 +176,7 @@ class Repredictor:
             before, after = dice(old_mask, reference), dice(new_mask, reference)
         self.on_done(before, after, description, mask_layer.name)
 
-    def _show(self, target: dict, maps: Any) -> tuple[Any, MaskSettings]:
+    def _show(self, target: dict, maps: Any) -> Generator[None, None, tuple[Any, MaskSettings]]:
         """Write the new probabilities and mask into layers.
 
         The mask is made at the session's threshold with the options the
@@ -170,7 +186,8 @@ class Repredictor:
         Returns
         -------
         tuple
-            The mask layer and the settings its mask was made with.
+            The mask layer and the settings its mask was made with (the
+            generator's return value; it yields between napari's layer adds).
         """
         image = target["image"]
         record = self.session.latest_prediction(image, self.viewer.layers)
@@ -180,7 +197,7 @@ class Repredictor:
             if record is not None and record.settings is not None
             else MaskSettings(threshold=threshold)
         )
-        shown = show_prediction(
+        shown = yield from showing_prediction(
             self.viewer, self.session, image, maps, settings, target["transform"], "Fine-tune"
         )
         return shown.mask_layer, settings

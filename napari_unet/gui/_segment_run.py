@@ -1,4 +1,4 @@
-"""Segment's work in the worker and its extra layer: model loading, TTA, ensembles, uncertainty."""
+"""Segment's job in the worker, its uncertainty layer and two small controls."""
 
 from __future__ import annotations
 
@@ -34,9 +34,7 @@ def load_and_predict(
     from napari_unet.core.instances import with_objects
     from napari_unet.core.tta import iter_predict_tta
 
-    # napari's first Labels layer imports pandas (about 0.3 s here); importing it
-    # in this worker keeps that off the main thread when the mask layer is made.
-    importlib.import_module("pandas")
+    warm_up_labels_layer()
     if model is None:
         yield Progress(0, 0, "loading the model")
         model = load_model(DEFAULT)
@@ -54,6 +52,62 @@ def load_and_predict(
         yield Progress(0, 0, "splitting touching objects")
         maps = with_objects(maps, model.threshold)
     return model, maps
+
+
+def warm_up_labels_layer() -> None:
+    """Do in this (worker) thread what napari's first Labels layer would do on the main one.
+
+    napari's first Labels layer imports pandas (about 0.3 s here), and its
+    polygon tool's vispy line builds 13 dash patterns in a Python loop (about
+    0.1 s idle, more under load), which vispy then caches for the process.
+    Both run here, so showing the first mask does not freeze the window for them.
+    """
+    importlib.import_module("pandas")
+    from vispy.visuals.line.dash_atlas import DashAtlas
+
+    DashAtlas()  # fills vispy's cache of the patterns; later atlases reuse it
+
+
+def idle_bar(bar: Any) -> Any:
+    """Reset and hide a progress bar between runs; return it."""
+    bar.setRange(0, 1)
+    bar.setValue(0)
+    bar.setVisible(False)
+    return bar
+
+
+def tile_size_spin() -> Any:
+    """Segment's tile-size box, from the smallest tile worth its overlap to 4096 px."""
+    from qtpy.QtWidgets import QSpinBox
+
+    from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
+
+    spin = QSpinBox()
+    # Below MIN_TILE_SIZE the tiles, which overlap by twice the network's
+    # receptive radius, would spend most of their work on the overlap; a
+    # deeper model that needs more raises the size itself, with a notice.
+    spin.setRange(MIN_TILE_SIZE, 4096)
+    spin.setSingleStep(64)
+    spin.setValue(DEFAULT_TILE_SIZE)
+    spin.setSuffix(" px")
+    spin.setToolTip(
+        "Largest tile edge. Tiles overlap by twice the network's receptive radius, "
+        "so the result equals one pass over the whole image; larger tiles use more "
+        "memory and waste less work on the overlap."
+    )
+    return spin
+
+
+def tta_check() -> Any:
+    """Segment's test-time augmentation box."""
+    from qtpy.QtWidgets import QCheckBox
+
+    check = QCheckBox("Test-time augmentation (8x the time)")
+    check.setToolTip(
+        "Average the predictions of the 8 flips and 90-degree rotations, and add an "
+        "'uncertainty' layer: where they disagree, a correction helps most"
+    )
+    return check
 
 
 def uncertainty_name(image: str) -> str:

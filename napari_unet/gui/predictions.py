@@ -1,9 +1,11 @@
 """How a prediction reaches its layers, and how its mask is followed afterwards.
 
 One path for one job: Segment's Run and the prediction again after a fine-tune
-both call :func:`show_prediction`, and Segment's threshold controls call
-:func:`rethreshold`.  Every write keeps the rule that a mask a person has
-corrected is never overwritten: the new mask goes to a new layer instead.
+both go through :func:`showing_prediction`, one napari layer add per event-loop
+turn (a script makes them at once with ``run_to_completion``), and Segment's
+threshold controls call :func:`rethreshold`.  Every write keeps the
+rule that a mask a person has corrected is never overwritten: the new mask
+goes to a new layer instead.
 
 The threshold slider must stay cheap, so it never copies the mask: whoever
 writes a mask layer stores only the settings of that write in the record
@@ -15,6 +17,7 @@ reference for the correction effort measured at Accept.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -245,7 +248,7 @@ def add_mask_layer(
     return ShownPrediction(record, prob_layer, layer)
 
 
-def show_prediction(
+def showing_prediction(
     viewer: Any,
     session: Session,
     image: str,
@@ -253,7 +256,7 @@ def show_prediction(
     settings: MaskSettings,
     transform: dict[str, Any],
     who: str,
-) -> ShownPrediction:
+) -> Generator[None, None, ShownPrediction]:
     """Put a finished prediction of layer ``image`` into layers and the session.
 
     The probability layer of the image's newest prediction (else
@@ -261,7 +264,10 @@ def show_prediction(
     one is made.  The newest mask layer is rewritten unless it holds
     corrections, by napari's paint history or by its pixels
     (:func:`check_content`); then the mask goes to a new layer and a
-    notification says so.
+    notification says so.  A generator: it yields once between making the
+    probability layer and making a new mask layer, each of which blocks the
+    event loop for about 0.1 s in napari, so that a caller can let the window
+    repaint and react in between (:class:`~napari_unet.gui._turns.Turns`).
 
     Parameters
     ----------
@@ -282,7 +288,8 @@ def show_prediction(
     Returns
     -------
     ShownPrediction
-        The record, probability layer and mask layer written.
+        The record, probability layer and mask layer written (the generator's
+        return value).
     """
     from napari.layers import Labels
     from napari.utils.notifications import show_info
@@ -303,6 +310,7 @@ def show_prediction(
             f"{who}: '{record.mask_layer}' holds corrections and is kept; "
             "the new mask is a new layer."
         )
+    yield  # the probability layer is made; the mask layer is the next napari add
     source = PredictionRecord(
         image, prob_layer.name, "", prob, boundary=maps.boundary, objects=maps.objects
     )

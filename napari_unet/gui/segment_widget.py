@@ -18,6 +18,7 @@ same probabilities and leave the corrected one as it is.
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -26,31 +27,32 @@ from napari.utils import progress
 from napari.utils.notifications import show_error, show_info
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QFormLayout,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 from superqt import QLabeledDoubleSlider
 
-from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 from napari_unet.gui._forms import mask_options_form, whole
 from napari_unet.gui._layers import LayerCombo, layer_array, spatial_transform
 from napari_unet.gui._mask_jobs import MaskJobs, MaskRequest, needs_worker
 from napari_unet.gui._model_choice import ModelChoice
 from napari_unet.gui._segment_run import (
     fill_devices,
+    idle_bar,
     load_and_predict,
     show_progress,
     show_uncertainty,
+    tile_size_spin,
+    tta_check,
 )
-from napari_unet.gui.predictions import MaskSettings, rethreshold, show_prediction
+from napari_unet.gui._turns import Turns
+from napari_unet.gui.predictions import MaskSettings, rethreshold, showing_prediction
 from napari_unet.gui.session import get_session
 from napari_unet.gui.workers import start_generator, stop
 
@@ -91,25 +93,17 @@ class SegmentWidget(QWidget):
         self._gen: Any | None = None
         self._running_name = ""
         self._jobs = MaskJobs(self._mask_request, self._write_mask)
+        # A finished prediction is shown one napari layer add per event-loop
+        # turn; the worker counts as running until the last one is made.
+        self._turns = Turns(self)
+        self._finish_waits = False
 
         # Probability maps are Image layers too, but not images to segment.
         self.image_combo = LayerCombo(napari_viewer, Image, self, exclude=self._is_probability)
         self.model_choice = ModelChoice(self.session, self)
         self.device_combo = QComboBox()
-        self._fill_devices()
-        self.tile_spin = QSpinBox()
-        # Below MIN_TILE_SIZE the tiles, which overlap by twice the network's
-        # receptive radius, would spend most of their work on the overlap; a
-        # deeper model that needs more raises the size itself, with a notice.
-        self.tile_spin.setRange(MIN_TILE_SIZE, 4096)
-        self.tile_spin.setSingleStep(64)
-        self.tile_spin.setValue(DEFAULT_TILE_SIZE)
-        self.tile_spin.setSuffix(" px")
-        self.tile_spin.setToolTip(
-            "Largest tile edge. Tiles overlap by twice the network's receptive radius, "
-            "so the result equals one pass over the whole image; larger tiles use more "
-            "memory and waste less work on the overlap."
-        )
+        fill_devices(self.device_combo, self.session.device)
+        self.tile_spin = tile_size_spin()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setEnabled(False)
@@ -123,15 +117,8 @@ class SegmentWidget(QWidget):
         self.min_size_spin = self.mask_options.min_size.native
         self.fill_holes_check = self.mask_options.fill_holes.native
         self.separate_check = self.mask_options.separate.native
-        self.tta_check = QCheckBox("Test-time augmentation (8x the time)")
-        self.tta_check.setToolTip(
-            "Average the predictions of the 8 flips and 90-degree rotations, and add an "
-            "'uncertainty' layer: where they disagree, a correction helps most"
-        )
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(False)
+        self.tta_check = tta_check()
+        self.progress_bar = idle_bar(QProgressBar())
         self.status = QLabel("Choose an image layer and press Run.")
         self.status.setWordWrap(True)
 
@@ -173,16 +160,13 @@ class SegmentWidget(QWidget):
     def _is_probability(self, layer: Any) -> bool:
         return self.session.is_probability_layer(layer.name)
 
-    def _fill_devices(self) -> None:
-        fill_devices(self.device_combo, self.session.device)
-
     def _update_enabled(self, _busy: Any = None) -> None:
         running = self.worker is not None
         self.run_button.setEnabled(not running and not self.session.busy)
         self.cancel_button.setEnabled(running)
-        for widget in (self.image_combo, self.model_choice.combo, self.device_combo):
+        inputs = (self.image_combo, self.model_choice.combo, self.device_combo, self.tile_spin)
+        for widget in inputs:
             widget.setEnabled(not running)
-        self.tile_spin.setEnabled(not running)
 
     # ------------------------------------------------------------ prediction
     def run(self) -> GeneratorWorker | None:
@@ -250,6 +234,9 @@ class SegmentWidget(QWidget):
         self.status.setText("Prediction failed; see the notification.")
 
     def _on_finish(self) -> None:
+        if self._turns.busy:  # the result is still being shown
+            self._finish_waits = True
+            return
         worker, self.worker = self.worker, None
         if worker is not None and worker.abort_requested:
             self.status.setText("Prediction cancelled; no layer was changed.")
@@ -261,19 +248,14 @@ class SegmentWidget(QWidget):
         if self._progress is not None:
             self._progress.close()
             self._progress = None
-        self.progress_bar.setRange(0, 1)
-        self.progress_bar.setValue(0)
-        self.progress_bar.setVisible(False)
+        idle_bar(self.progress_bar)
         self.session.end_work()
         self._update_enabled()
 
     def _on_result(self, model: Any, maps: Any, target: dict[str, Any]) -> None:
         """Show a finished prediction: probability layer, mask layer and record."""
-        image = target["image"]
         self.model_choice.adopt(model, target["label"])
-        # show_prediction writes the mask at the current settings: newer than
-        # any computing on the old maps.
-        self._jobs.supersede()
+        self._jobs.supersede()  # the mask shown next uses the current settings: newer
         if model is not self._last_model:
             # A newly chosen model brings its own tuned threshold; the same
             # model again keeps whatever the user set on the slider.
@@ -281,7 +263,12 @@ class SegmentWidget(QWidget):
             self.threshold_slider.setValue(float(model.threshold))
             self.threshold_slider.blockSignals(False)
         self._last_model = model
-        shown = show_prediction(
+        self._turns.start(self._showing(maps, target), self._shown)
+
+    def _showing(self, maps: Any, target: dict[str, Any]) -> Generator[None, None, str]:
+        """Make the result's layers, one napari add per step; return the status text."""
+        image = target["image"]
+        shown = yield from showing_prediction(
             self.viewer,
             self.session,
             image,
@@ -296,11 +283,22 @@ class SegmentWidget(QWidget):
         )
         uncertainty = getattr(maps, "uncertainty", None)
         if uncertainty is not None:
+            yield
             layer = show_uncertainty(self.viewer, image, uncertainty, target["transform"])
             text += f", uncertainty in '{layer.name}' (hidden)"
-        self.status.setText(text + ".")
-        self.image_combo.refresh()  # the probability layer is now known as one
-        self.session.set_threshold(self.threshold_slider.value())
+        yield  # the window paints the new layers before the run's end is shown
+        return text
+
+    def _shown(self, text: str | None) -> None:
+        if self._pending is not None and not self._timer.isActive():
+            self._timer.start()  # the controls moved while the layers were made
+        if text is not None:
+            self.status.setText(text + ".")
+            self.image_combo.refresh()  # the probability layer is now known as one
+            self.session.set_threshold(self.threshold_slider.value())
+        if self._finish_waits:
+            self._finish_waits = False
+            self._on_finish()
 
     # ------------------------------------------------------- live threshold
     @property
@@ -326,6 +324,8 @@ class SegmentWidget(QWidget):
             self.threshold_slider.setValue(value)
 
     def _apply_pending(self) -> None:
+        if self._turns.busy:
+            return  # the result's layers are being made; _showing applies the latest value
         value, self._pending = self._pending, None
         if value is None:
             return

@@ -492,3 +492,39 @@ def test_progress_bar_and_per_slice_tile_counter(make_napari_viewer, qtbot, tiny
     assert last_of["Predicting 'strip': slice 1/2"].endswith(f"tile {per_slice}/{per_slice}")
     assert last_of["Predicting 'strip': slice 2/2"].endswith(f"tile {per_slice}/{per_slice}")
     assert not widget.progress_bar.isVisibleTo(widget)
+
+
+def test_result_layers_are_made_in_separate_event_loop_turns(
+    make_napari_viewer, qtbot, tiny_model_path
+):
+    # napari's add of a large layer blocks the window for about 0.1 s; the
+    # probability and the mask layer are made in two turns, with the event
+    # loop running in between, and the run ends only when both exist.
+    from qtpy.QtCore import QTimer
+
+    viewer = make_napari_viewer()
+    viewer.add_image(blobs(), name="cells")
+    widget = make_widget(viewer, tiny_model_path)
+    turns: list[None] = []
+    ticker = QTimer()
+    ticker.setInterval(0)
+    ticker.timeout.connect(lambda: turns.append(None))
+    made: dict[str, tuple[int, bool]] = {}
+
+    def on_inserted(event):
+        made[event.value.name] = (len(turns), widget.worker is not None)
+        if event.value.name == "cells probability":
+            widget.threshold_slider.setValue(0.9)  # moved while the layers are made
+
+    viewer.layers.events.inserted.connect(on_inserted)
+    ticker.start()
+    run_and_wait(qtbot, widget)
+    ticker.stop()
+    prob_turn, prob_running = made["cells probability"]
+    mask_turn, mask_running = made["cells mask"]
+    assert mask_turn > prob_turn
+    assert prob_running and mask_running
+    # The mask ends at the slider's last value, not the one the display began with.
+    qtbot.waitUntil(lambda: widget.pending_updates == 0, timeout=2_000)
+    prob = viewer.layers["cells probability"].data
+    np.testing.assert_array_equal(viewer.layers["cells mask"].data > 0, prob >= 0.9)

@@ -1,0 +1,68 @@
+"""Run a generator on the main thread one step per event-loop turn."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator
+from typing import Any
+
+from qtpy.QtCore import QObject, QTimer
+
+
+class Turns:
+    """Advance a generator one step per event-loop turn, then hand its result on.
+
+    Work that must run on the main thread, such as napari's adds of large
+    layers (about 0.1 s each here), blocks the window once per step instead of
+    once for all of them: between two steps Qt repaints and handles input.
+
+    Parameters
+    ----------
+    parent
+        The QObject that owns the timer, if any; no step runs after it is deleted.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        self._timer = QTimer(parent)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(0)
+        self._timer.timeout.connect(self._step)
+        self._gen: Generator[Any, None, Any] | None = None
+        self._done: Callable[[Any], None] | None = None
+
+    @property
+    def busy(self) -> bool:
+        """Whether a generator is still being advanced."""
+        return self._gen is not None
+
+    def start(self, gen: Generator[Any, None, Any], on_done: Callable[[Any], None]) -> None:
+        """Run ``gen``'s first step now and the others in later turns.
+
+        ``on_done`` gets the generator's return value, or None when a step
+        raised (the error then goes on to napari's handler).
+        """
+        if self._gen is not None:
+            raise RuntimeError("a generator is already being run in turns")
+        self._gen, self._done = gen, on_done
+        self._step()
+
+    def _step(self) -> None:
+        gen = self._gen
+        if gen is None:
+            return
+        try:
+            next(gen)
+        except StopIteration as end:
+            self._finish(end.value)
+            return
+        except BaseException:
+            self._finish(None)
+            raise
+        try:
+            self._timer.start()
+        except RuntimeError:  # the owner, and its timer, were deleted meanwhile
+            self._gen = self._done = None
+
+    def _finish(self, value: Any) -> None:
+        done, self._gen, self._done = self._done, None, None
+        if done is not None:
+            done(value)

@@ -1,0 +1,58 @@
+"""Work on the main thread spread over event-loop turns, and the first Labels layer's warm-up."""
+
+from __future__ import annotations
+
+import pytest
+from qtpy.QtCore import QObject
+
+from napari_unet.gui._segment_run import warm_up_labels_layer
+from napari_unet.gui._turns import Turns
+
+pytestmark = pytest.mark.gui
+
+
+def test_turns_run_one_step_per_event_loop_turn(qtbot):
+    owner = QObject()
+    turns = Turns(owner)
+    steps: list[int] = []
+    results: list[object] = []
+
+    def work():
+        for k in range(3):
+            steps.append(k)
+            yield
+        return "done"
+
+    turns.start(work(), results.append)
+    assert steps == [0] and turns.busy  # the first step at once, the rest later
+    with pytest.raises(RuntimeError, match="already"):
+        turns.start(work(), results.append)
+    qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)
+    assert steps == [0, 1, 2] and results == ["done"]
+
+
+def test_a_failing_step_still_ends_the_run(qtbot):
+    owner = QObject()
+    turns = Turns(owner)
+    results: list[object] = []
+
+    def work():
+        yield
+        raise ValueError("bad step")
+
+    turns.start(work(), results.append)
+    # The second step raises in the timer's slot: napari's handler gets the
+    # error, and the caller still hears that the run is over.
+    with qtbot.captureExceptions() as errors:
+        qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)
+    assert results == [None]
+    assert [type(e[1]) for e in errors] == [ValueError]
+
+
+def test_warm_up_fills_vispys_dash_patterns():
+    from vispy.visuals.line.dash_atlas import _make_pattern
+
+    _make_pattern.cache_clear()
+    warm_up_labels_layer()
+    # napari's Labels polygon tool draws with 13 dash patterns; all are cached now.
+    assert _make_pattern.cache_info().currsize == 13
