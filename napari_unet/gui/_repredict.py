@@ -122,7 +122,6 @@ class Repredictor:
         self.worker: Any | None = None
         # The worker counts as running until the result's layers are all made.
         self._turns = Turns()
-        self._finish_waits = False
 
     def start(self, image_name: str, old_model: Any, new_model: Any) -> Any:
         """Predict layer ``image_name`` in a worker; return the worker."""
@@ -146,19 +145,14 @@ class Repredictor:
         return self.worker
 
     def _finish(self) -> None:
-        if self._turns.busy:
-            self._finish_waits = True
-            return
+        self._turns.then(self._end_run)  # after the result's layers, if they are being made
+
+    def _end_run(self) -> None:
         self.worker = None
         self.session.end_work()
 
     def _apply(self, maps: tuple[Any, Any], target: dict) -> None:
-        self._turns.start(self._applying(maps, target), self._applied)
-
-    def _applied(self, _result: Any) -> None:
-        if self._finish_waits:
-            self._finish_waits = False
-            self._finish()
+        self._turns.start(self._applying(maps, target))
 
     def _applying(self, maps: tuple[Any, Any], target: dict) -> Generator[None, None, None]:
         from napari_unet.core.metrics import dice

@@ -63,8 +63,10 @@ def warm_up_labels_layer() -> None:
     Both run here, so showing the first mask does not freeze the window for them.
     """
     importlib.import_module("pandas")
-    from vispy.visuals.line.dash_atlas import DashAtlas
-
+    try:
+        from vispy.visuals.line.dash_atlas import DashAtlas
+    except ImportError:  # another vispy: the warm-up only saves time
+        return
     DashAtlas()  # fills vispy's cache of the patterns; later atlases reuse it
 
 

@@ -28,13 +28,16 @@ class Turns:
         self._timer.timeout.connect(self._step)
         self._gen: Generator[Any, None, Any] | None = None
         self._done: Callable[[Any], None] | None = None
+        self._after: list[Callable[[], None]] = []
 
     @property
     def busy(self) -> bool:
         """Whether a generator is still being advanced."""
         return self._gen is not None
 
-    def start(self, gen: Generator[Any, None, Any], on_done: Callable[[Any], None]) -> None:
+    def start(
+        self, gen: Generator[Any, None, Any], on_done: Callable[[Any], None] | None = None
+    ) -> None:
         """Run ``gen``'s first step now and the others in later turns.
 
         ``on_done`` gets the generator's return value, or None when a step
@@ -62,7 +65,23 @@ class Turns:
         except RuntimeError:  # the owner, and its timer, were deleted meanwhile
             self._gen = self._done = None
 
+    def then(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` now when nothing runs, else right after the running generator ends.
+
+        A worker's end (dropping it, hiding its progress) waits this way for
+        the layers its result is still making.
+        """
+        if self._gen is None:
+            callback()
+        else:
+            self._after.append(callback)
+
     def _finish(self, value: Any) -> None:
-        done, self._gen, self._done = self._done, None, None
-        if done is not None:
-            done(value)
+        done, after = self._done, self._after
+        self._gen, self._done, self._after = None, None, []
+        try:
+            if done is not None:
+                done(value)
+        finally:
+            for callback in after:
+                callback()

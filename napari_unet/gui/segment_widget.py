@@ -96,7 +96,6 @@ class SegmentWidget(QWidget):
         # A finished prediction is shown one napari layer add per event-loop
         # turn; the worker counts as running until the last one is made.
         self._turns = Turns(self)
-        self._finish_waits = False
 
         # Probability maps are Image layers too, but not images to segment.
         self.image_combo = LayerCombo(napari_viewer, Image, self, exclude=self._is_probability)
@@ -234,9 +233,9 @@ class SegmentWidget(QWidget):
         self.status.setText("Prediction failed; see the notification.")
 
     def _on_finish(self) -> None:
-        if self._turns.busy:  # the result is still being shown
-            self._finish_waits = True
-            return
+        self._turns.then(self._end_run)  # after the result's layers, if they are being made
+
+    def _end_run(self) -> None:
         worker, self.worker = self.worker, None
         if worker is not None and worker.abort_requested:
             self.status.setText("Prediction cancelled; no layer was changed.")
@@ -296,9 +295,6 @@ class SegmentWidget(QWidget):
             self.status.setText(text + ".")
             self.image_combo.refresh()  # the probability layer is now known as one
             self.session.set_threshold(self.threshold_slider.value())
-        if self._finish_waits:
-            self._finish_waits = False
-            self._on_finish()
 
     # ------------------------------------------------------- live threshold
     @property

@@ -56,3 +56,21 @@ def test_warm_up_fills_vispys_dash_patterns():
     warm_up_labels_layer()
     # napari's Labels polygon tool draws with 13 dash patterns; all are cached now.
     assert _make_pattern.cache_info().currsize == 13
+
+
+def test_then_waits_for_the_running_generator(qtbot):
+    owner = QObject()
+    turns = Turns(owner)
+    order: list[str] = []
+
+    def work():
+        order.append("step 1")
+        yield
+        order.append("step 2")
+
+    turns.then(lambda: order.append("idle: at once"))
+    turns.start(work(), lambda _: order.append("done"))
+    turns.then(lambda: order.append("after"))
+    assert order == ["idle: at once", "step 1"]
+    qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)
+    assert order == ["idle: at once", "step 1", "step 2", "done", "after"]
