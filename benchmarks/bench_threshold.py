@@ -31,9 +31,9 @@ import time
 
 import napari
 import numpy as np
-import tifffile
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QApplication
+from sample_images import big_image
 from vispy.gloo import gl
 
 from napari_unet.core.checkpoint import load_model
@@ -41,15 +41,6 @@ from napari_unet.core.instances import instances_from_maps
 from napari_unet.core.model import build_model
 from napari_unet.gui.segment_widget import SegmentWidget
 from napari_unet.gui.session import get_session
-from napari_unet.samples import sample_path
-
-
-def big_image(size: int = 2048) -> np.ndarray:
-    """The nuclei sample mirrored into a size x size image."""
-    tile = tifffile.imread(sample_path("dsb2018_nuclei.tif"))
-    row = np.concatenate([tile, tile[:, ::-1]] * (size // (2 * tile.shape[1])), axis=1)
-    rows = [row, row[::-1]] * (size // (2 * tile.shape[0]))
-    return np.ascontiguousarray(np.concatenate(rows, axis=0)[:size, :size])
 
 
 def wait_until(app: QApplication, condition, timeout: float = 600.0) -> None:

@@ -211,8 +211,8 @@ def fine_tune(
     best.history = [*copy.deepcopy(model.history), run]
     work = prepare_for_device(copy.deepcopy(model), target_device)
     work.to(memory_format=CHANNELS_LAST)  # type: ignore[call-overload]  # torch's stubs lack it
-    # A state object reused from an earlier run starts afresh.
-    state.__init__(model=best, history=run["epochs"], selected_by=selected_by)  # type: ignore[misc]
+    fresh = {"model": best, "history": run["epochs"], "selected_by": selected_by, "working": work}
+    state.__init__(**fresh)  # type: ignore[misc]  # a state reused from an earlier run starts afresh
     best_loss = math.inf
     last_gain_s = 0.0  # when the best score last improved
 

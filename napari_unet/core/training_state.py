@@ -189,6 +189,11 @@ class TrainingState:
     history, best_dice, best_epoch, stopped_early, stop_reason, initial_dice,
     stop_message, selected_by
         As in :class:`FineTuneResult`.
+    working
+        The copy being trained (on the training device), while the run goes
+        on: its weights change with every step, so read it only between
+        yields, on its own device (every epoch puts it back in training
+        mode).  ``None`` once the run ends.
     epoch, step
         Last completed epoch and global training step.
     finished
@@ -204,6 +209,7 @@ class TrainingState:
     initial_dice: float = math.nan
     stop_message: str = ""
     selected_by: SelectedBy = SelectedBy.VALIDATION_DICE
+    working: UNet | None = None
     epoch: int = 0
     step: int = 0
     finished: bool = False
@@ -268,5 +274,5 @@ class TrainingState:
             best_epoch=self.best_epoch,
             elapsed_s=round(elapsed, 2),
         )
-        self.finished = True
+        self.finished, self.working = True, None
         return self.result()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Generator
 from typing import Any
 
@@ -68,6 +69,47 @@ def warm_up_labels_layer() -> None:
     except ImportError:  # another vispy: the warm-up only saves time
         return
     DashAtlas()  # fills vispy's cache of the patterns; later atlases reuse it
+
+
+#: What a first prediction imports that the widgets do not (scipy.ndimage,
+#: scikit-image's measures, pandas for napari's first Labels layer).
+PREDICTION_MODULES = (
+    "napari_unet.core.checkpoint",
+    "napari_unet.core.inference",
+    "napari_unet.core.instances",
+    "napari_unet.core.tta",
+    "napari_unet.core.ensemble",
+)
+_prefetch: threading.Thread | None = None
+
+
+def _import_for_prediction() -> None:
+    try:
+        for module in PREDICTION_MODULES:
+            importlib.import_module(module)
+        warm_up_labels_layer()
+    except Exception:  # noqa: BLE001  # only saves time: the worker imports them again
+        return
+
+
+def prefetch_prediction() -> threading.Thread:
+    """Import what the first prediction needs in a background thread, once per process.
+
+    Importing a compiled module holds Python's interpreter lock while it loads
+    and initialises.  Started when Segment is built, these imports (about
+    0.4 s, and pandas) happen while the panel is being docked and read, not
+    during the first Run: showing a first cold result blocked the window for
+    155-161 ms with them against 197-203 ms without
+    (``bench_event_loop_predict.py --cold``).  A worker that starts meanwhile
+    waits for the module it needs.  Returns the (possibly finished) thread.
+    """
+    global _prefetch
+    if _prefetch is None:
+        _prefetch = threading.Thread(
+            target=_import_for_prediction, name="napari-unet-prefetch", daemon=True
+        )
+        _prefetch.start()
+    return _prefetch
 
 
 def idle_bar(bar: Any) -> Any:

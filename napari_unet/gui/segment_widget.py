@@ -46,6 +46,7 @@ from napari_unet.gui._segment_run import (
     fill_devices,
     idle_bar,
     load_and_predict,
+    prefetch_prediction,
     show_progress,
     show_uncertainty,
     tile_size_spin,
@@ -102,6 +103,7 @@ class SegmentWidget(QWidget):
         self.model_choice = ModelChoice(self.session, self)
         self.device_combo = QComboBox()
         fill_devices(self.device_combo, self.session.device)
+        prefetch_prediction()
         self.tile_spin = tile_size_spin()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")

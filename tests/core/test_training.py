@@ -82,7 +82,7 @@ def test_events_history_and_result(model, data):
 def test_returned_model_holds_the_best_weights_and_input_is_untouched(model, data):
     before = weights_of(model)
     history, extra = copy.deepcopy(model.history), copy.deepcopy(model.extra)
-    snapshots = {}
+    snapshots, trained = {}, {}
     state = TrainingState()
     gen = fine_tune(
         model, *data, epochs=4, lr=1e-2, state=state, **{**FAST, "steps_per_epoch": 20}
@@ -98,11 +98,17 @@ def test_returned_model_holds_the_best_weights_and_input_is_untouched(model, dat
             # At every yield, the state's model is the best one so far.
             snapshots[event.epoch] = weights_of(state.model)
             assert state.best_epoch == event.best_epoch
+            # The weights being trained are readable too (a caller may score them).
+            assert state.working is not None and state.working is not state.model
+            trained[event.epoch] = weights_of(state.working)
     assert same_weights(weights_of(model), before)
     assert model.history == history and model.extra == extra
     assert result.model is not model
     assert result.best_epoch >= 1  # a random model gains from training on this easy data
     assert same_weights(weights_of(result.model), snapshots[result.best_epoch])
+    assert same_weights(trained[result.best_epoch], snapshots[result.best_epoch])
+    assert not same_weights(trained[1], trained[4])
+    assert state.working is None  # the run has ended: the working copy is let go
     dice = val_dice_of(result.model, *data)
     assert dice == pytest.approx(result.best_dice)
     assert dice > result.initial_dice
