@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
         "pooled Dice on the validation images",
     )  # fmt: skip
     parser.add_argument(
+        "--dice-best", type=Path,
+        help="with --select-by f1: also save the epoch of the best Dice here, to compare",
+    )  # fmt: skip
+    parser.add_argument(
         "--select-from", type=float, default=0.3,
         help="with --select-by f1: score epochs from this share of the run on",
     )  # fmt: skip
@@ -271,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
     trained = result.model
     selected = {"by": "validation Dice", "epoch": result.best_epoch}
     if selection.best_state is not None:
+        if args.dice_best:
+            save_model(trained, args.dice_best)
         trained.load_state_dict(selection.best_state)
         selected = {
             "by": "validation object F1 (mean over modalities)",
