@@ -41,9 +41,9 @@ Selection
     the script also scores every epoch from ``--select-from`` of the run on
     by object F1 at IoU 0.5 on the same validation images
     (:class:`ObjectSelection`, about 8 s an epoch) and keeps the weights of
-    the best one.  Tried once (``benchmarks/results/default_model.md``), it
-    did not beat the shipped model; the default stays Dice, as it was
-    trained.
+    the best one (``--dice-best`` also saves Dice's choice).  Tried
+    (``benchmarks/results/default_model.md``), it chose no better held out
+    than Dice did; the default stays Dice, as the shipped model was trained.
 """
 
 from __future__ import annotations
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         "torch_threads": torch.get_num_threads(),
         "parameters": sum(p.numel() for p in trained.parameters()),
         "file_bytes": path.stat().st_size,
-        "config": vars(args) | {"out": str(args.out)},
+        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
     }
     print(json.dumps(summary, indent=2))
     return 0
