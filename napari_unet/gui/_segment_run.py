@@ -99,9 +99,10 @@ def prefetch_prediction() -> threading.Thread:
     and initialises.  Started when Segment is built, these imports (about
     0.4 s, and pandas) happen while the panel is being docked and read, not
     during the first Run: showing a first cold result blocked the window for
-    155-161 ms with them against 197-203 ms without
-    (``bench_event_loop_predict.py --cold``).  A worker that starts meanwhile
-    waits for the module it needs.  Returns the (possibly finished) thread.
+    138-175 ms with them against 189-371 ms without, for 35-70 ms more just
+    after docking (``bench_event_loop_predict.py --cold``).  A worker that
+    starts meanwhile waits for the module it needs.  Returns the (possibly
+    finished) thread.
     """
     global _prefetch
     if _prefetch is None:
