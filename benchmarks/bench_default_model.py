@@ -38,6 +38,15 @@ from napari_unet.core.inference import iter_predict, predict_proba  # noqa: E402
 from napari_unet.core.instances import instances_from_maps  # noqa: E402
 
 
+def mask_and_objects(model, image, device="cpu") -> tuple[np.ndarray, np.ndarray]:
+    """``model``'s mask and objects of ``image``, predicted whole as a user would."""
+    maps = run_to_completion(iter_predict(image, model, device=device))
+    objects = instances_from_maps(
+        maps.proba, maps.boundary, model.threshold, distance=maps.distance
+    )
+    return maps.proba >= model.threshold, objects
+
+
 def evaluate(model, split=None, log=print) -> dict:
     """Pooled Dice and F1 of ``model`` and of Otsu on each modality's held-out images."""
     split = dsb2018() if split is None else split
@@ -47,11 +56,7 @@ def evaluate(model, split=None, log=print) -> dict:
         tallies = {"model": Tally(), "otsu": Tally()}
         for item in split[modality]["test"]:
             image, truth = item.load()
-            maps = run_to_completion(iter_predict(image, model, device="cpu"))
-            mask = maps.proba >= model.threshold
-            objects = instances_from_maps(
-                maps.proba, maps.boundary, model.threshold, distance=maps.distance
-            )
+            mask, objects = mask_and_objects(model, image)
             for name, pred, obj in (
                 ("model", mask, objects),
                 ("otsu", otsu_baseline(image), None),

@@ -61,16 +61,14 @@ import torch
 
 from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.checkpoint import load_model, save_model
-from napari_unet.core.events import EpochEnd, Notice, run_to_completion
-from napari_unet.core.inference import iter_predict
-from napari_unet.core.instances import instances_from_maps
+from napari_unet.core.events import EpochEnd, Notice
 from napari_unet.core.model import UNetConfig, build_model
 from napari_unet.core.split import image_key
 from napari_unet.core.training import TrainingState, fine_tune
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_default_model import evaluate, time_512  # noqa: E402
+from bench_default_model import evaluate, mask_and_objects, time_512  # noqa: E402
 from bench_generalisation import Tally  # noqa: E402
 from datasets import MODALITIES, dsb2018  # noqa: E402
 
@@ -147,11 +145,8 @@ class ObjectSelection:
         net = state.working
         tallies = {kind: Tally() for kind in MODALITIES}
         for image, labels, kind in self.chosen:
-            maps = run_to_completion(iter_predict(image, net, device=self.device))
-            objects = instances_from_maps(
-                maps.proba, maps.boundary, net.threshold, distance=maps.distance
-            )
-            tallies[kind].add(maps.proba >= net.threshold, labels, objects)
+            mask, objects = mask_and_objects(net, image, self.device)
+            tallies[kind].add(mask, labels, objects)
         f1 = {kind: t.result()["f1"] for kind, t in tallies.items() if t.ap}
         mean = float(np.mean(list(f1.values())))
         if mean > self.best_f1:

@@ -71,14 +71,15 @@ def warm_up_labels_layer() -> None:
     DashAtlas()  # fills vispy's cache of the patterns; later atlases reuse it
 
 
-#: What a first prediction imports that the widgets do not (scipy.ndimage,
-#: scikit-image's measures, pandas for napari's first Labels layer).
+#: The modules :func:`load_and_predict` imports, which the widgets do not
+#: (with them scipy.ndimage and scikit-image's measures).
 PREDICTION_MODULES = (
     "napari_unet.core.checkpoint",
+    "napari_unet.core.ensemble",
+    "napari_unet.core.images",
     "napari_unet.core.inference",
     "napari_unet.core.instances",
     "napari_unet.core.tta",
-    "napari_unet.core.ensemble",
 )
 _prefetch: threading.Thread | None = None
 
@@ -88,7 +89,7 @@ def _import_for_prediction() -> None:
         for module in PREDICTION_MODULES:
             importlib.import_module(module)
         warm_up_labels_layer()
-    except Exception:  # noqa: BLE001  # only saves time: the worker imports them again
+    except Exception:  # only saves time: the worker imports them again and reports
         return
 
 
