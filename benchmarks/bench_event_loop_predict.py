@@ -14,7 +14,9 @@ Run on a virtual display::
 ``--cold`` is a new user's first Run: nothing of torch's model code loaded
 beforehand, the worker loads the default model itself, and the widget's
 imports in the background (``prefetch_prediction``) fall in the idle phase;
-``--no-prefetch`` leaves those imports to the worker, as before they existed.
+``--no-prefetch`` leaves those imports to the worker, as before they existed;
+``--no-freeze`` keeps the start's objects in Python's full garbage collections
+(``bench_gc.py``).
 """
 
 from __future__ import annotations
@@ -44,7 +46,10 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--cold", action="store_true", help="the worker loads the model")
     parser.add_argument("--no-prefetch", action="store_true", help="no imports before the Run")
+    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by Segment")
     args = parser.parse_args()
+    if args.no_freeze:
+        _segment_run.keep_collections_short = lambda viewer: None
     if args.no_prefetch:
         _segment_run._prefetch = threading.Thread()  # counts as started: nothing is prefetched
 

@@ -8,6 +8,10 @@ of seed settings (the distance map's smoothing and the seeds' depth) and
 smallest object sizes, and connected components::
 
     .venv/bin/python benchmarks/tune_instances.py --threads 1
+
+``--bounds`` adds what the split could reach with better maps: the true mask
+split by its shape (a perfect foreground), and the model's mask with the true
+contacts between touching nuclei as its rim map (perfect contacts).
 """
 
 from __future__ import annotations
@@ -35,6 +39,36 @@ from napari_unet.core.instances import (  # noqa: E402
 from napari_unet.core.postprocess import label_objects  # noqa: E402
 
 
+def true_contacts(truth: np.ndarray) -> np.ndarray:
+    """Pixels of a nucleus that touch another nucleus (8-neighbours), as a rim map of 0 and 1."""
+    from scipy import ndimage as ndi
+
+    highest = ndi.maximum_filter(truth, size=3)
+    lowest = ndi.minimum_filter(np.where(truth > 0, truth, truth.max() + 1), size=3)
+    return ((truth > 0) & (highest != lowest) & (lowest <= truth.max())).astype(np.float32)
+
+
+def bounds(cases: list, threshold: float) -> dict:
+    """F1 and DSB score of the split given the true mask, or the true contacts."""
+    rows = {}
+    for name, maps_of in (
+        ("true mask, its components", None),
+        ("true mask, split by its shape", lambda maps, t: (t > 0, np.zeros(t.shape, np.float32))),
+        ("model's mask, true contacts as rims",
+         lambda maps, t: (maps.proba >= threshold, true_contacts(t))),
+    ):  # fmt: skip
+        tally = Tally()
+        for maps, truth in cases:
+            if maps_of is None:
+                tally.add(truth > 0, truth, label_objects(truth > 0))
+                continue
+            mask, rims = maps_of(maps, truth)
+            objects = instances_from_maps(mask.astype(np.float32), rims, 0.5)
+            tally.add(objects > 0, truth, objects)
+        rows[f"bound: {name}"] = tally.result()
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="default")
@@ -59,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         default=[0.05, 0.1, 0.2, 0.3],
         help="with a three-output model: seed depth in its distance map's units",
     )
+    parser.add_argument("--bounds", action="store_true", help="add the split's bounds")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args(argv)
     if args.threads:
@@ -103,10 +138,14 @@ def main(argv: list[str] | None = None) -> int:
                     tally.add(objects > 0, truth, objects)
                 kind = "distance map " if by_distance else ""
                 rows[f"{kind}sigma {sigma} depth {depth} min size {min_size}"] = tally.result()
+        if args.bounds:
+            rows.update(bounds(cases, model.threshold))
         results[modality] = {"images": len(cases), "rows": rows}
-        best = max(rows, key=lambda k: rows[k]["f1"])
+        best = max((k for k in rows if not k.startswith("bound")), key=lambda k: rows[k]["f1"])
         print(f"{modality} ({len(cases)} dev images): best {best} {rows[best]}; "
               f"components {rows['components']}", flush=True)  # fmt: skip
+        for name in (n for n in rows if n.startswith("bound")):
+            print(f"  {name}: {rows[name]}", flush=True)
     print(json.dumps(results, indent=1))
     return 0
 
