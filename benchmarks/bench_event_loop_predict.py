@@ -33,6 +33,7 @@ from qtpy.QtWidgets import QApplication
 from sample_images import big_image
 
 from napari_unet.gui import _segment_run
+from napari_unet.gui import session as session_module
 from napari_unet.gui.segment_widget import SegmentWidget
 from napari_unet.gui.session import get_session
 
@@ -46,10 +47,10 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--cold", action="store_true", help="the worker loads the model")
     parser.add_argument("--no-prefetch", action="store_true", help="no imports before the Run")
-    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by Segment")
+    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by the session")
     args = parser.parse_args()
     if args.no_freeze:
-        _segment_run.keep_collections_short = lambda viewer: None
+        session_module.keep_collections_short = lambda viewer: None
     if args.no_prefetch:
         _segment_run._prefetch = threading.Thread()  # counts as started: nothing is prefetched
 

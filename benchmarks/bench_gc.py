@@ -3,10 +3,10 @@
 Python's cyclic garbage collector scans every tracked object in a full
 (generation 2) collection, with the interpreter lock held, so whichever thread
 starts one, the window freezes for it.  A session holds napari, torch and
-scikit-image: hundreds of thousands of objects.  Segment moves the objects of
-the start to the permanent generation (``gc.freeze``, in
-``napari_unet.gui._gc.keep_collections_short``); ``--no-freeze``
-leaves them in.
+scikit-image: hundreds of thousands of objects.  The plugin's session, made
+with its first widget in a viewer, moves the objects of the start to the
+permanent generation (``gc.freeze``, in
+``napari_unet.gui._gc.keep_collections_short``); ``--no-freeze`` leaves them in.
 
 A real viewer docks the napari U-Net panel, Segment predicts a 2048x2048 image
 with the shipped model in its worker, and the threshold slider then moves
@@ -35,6 +35,7 @@ from qtpy.QtWidgets import QApplication
 from sample_images import big_image
 
 from napari_unet.gui import _segment_run
+from napari_unet.gui import session as session_module
 
 
 class FullCollections:
@@ -69,12 +70,12 @@ def describe(name: str, durations: list[float]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by Segment")
+    parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by the session")
     parser.add_argument("--changes", type=int, default=200)
     parser.add_argument("--runs", type=int, default=12, help="Runs on the 512x512 sample")
     args = parser.parse_args()
     if args.no_freeze:
-        _segment_run.keep_collections_short = lambda viewer: None
+        session_module.keep_collections_short = lambda viewer: None
     from napari_unet.gui.panel import UNetPanel
 
     app = QApplication.instance() or napari.qt.get_qapp()
@@ -165,7 +166,7 @@ def main() -> None:
         t0 = time.perf_counter()
         gc.collect()
         full.append((time.perf_counter() - t0) * 1e3)
-    mode = "without gc.freeze" if args.no_freeze else "with Segment's gc.freeze"
+    mode = "without gc.freeze" if args.no_freeze else "with the session's gc.freeze"
     print(f"{mode}: {tracked:,} objects tracked, {frozen:,} frozen")
     print(f"one full collection (gc.collect()): median {statistics.median(full):.1f} ms")
     print(describe("start (docking, background imports)", startup))

@@ -20,6 +20,7 @@ its data after it is deleted: deleting such a layer unfreezes, collects once
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from typing import Any
 
@@ -28,13 +29,16 @@ from qtpy.QtCore import QTimer
 _viewers: weakref.WeakSet[Any] = weakref.WeakSet()
 _frozen_layers: weakref.WeakSet[Any] = weakref.WeakSet()
 _state = {"frozen": False, "release_due": False}
+_timers: set[Any] = set()
 
 
 def keep_collections_short(viewer: Any) -> None:
     """Freeze the objects of the start once per process; watch ``viewer``'s layers.
 
-    Call it on the main thread.  Every viewer passed here has its layers
-    watched: deleting a layer that was open at a freeze releases it.
+    Called on the main thread when a viewer's session is made
+    (:func:`napari_unet.gui.session.get_session`), before the plugin's widgets
+    are built.  Every viewer passed here has its layers watched: deleting a
+    layer that was open at a freeze releases it.
     """
     if viewer not in _viewers:
         _viewers.add(viewer)
@@ -44,6 +48,28 @@ def keep_collections_short(viewer: Any) -> None:
         _freeze()
     else:
         _frozen_layers.update(viewer.layers)
+
+
+def freeze_after(thread: threading.Thread) -> None:
+    """Freeze again, on the main thread, once ``thread`` has ended.
+
+    For the background imports (:func:`napari_unet.gui._segment_run.prefetch_prediction`):
+    what they load, and the widgets built meanwhile, live as long as the
+    process too.
+    """
+    timer = QTimer()
+    timer.setInterval(200)
+
+    def check() -> None:
+        if not thread.is_alive():
+            timer.stop()
+            _timers.discard(timer)
+            if _state["frozen"]:
+                _freeze()
+
+    timer.timeout.connect(check)
+    _timers.add(timer)
+    timer.start()
 
 
 def frozen_layers() -> list[Any]:

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from napari_unet.core.events import Notice, Progress
-from napari_unet.gui._gc import keep_collections_short
+from napari_unet.gui._gc import freeze_after
 from napari_unet.gui._layers import fresh_name
 from napari_unet.gui._model_choice import DEFAULT
 
@@ -94,7 +94,7 @@ def _import_for_prediction() -> None:
         return
 
 
-def prefetch_prediction(viewer: Any = None) -> threading.Thread:
+def prefetch_prediction() -> threading.Thread:
     """Import what the first prediction needs in a background thread, once per process.
 
     Importing a compiled module holds Python's interpreter lock while it loads
@@ -105,19 +105,18 @@ def prefetch_prediction(viewer: Any = None) -> threading.Thread:
     after docking (``bench_event_loop_predict.py --cold``).  A worker that
     starts meanwhile waits for the module it needs.  Returns the (possibly
     finished) thread.
-
-    With ``viewer``, the start's objects are first left out of Python's full
-    garbage collections (:func:`napari_unet.gui._gc.keep_collections_short`),
-    the imports' own collections included.
+    The viewer's session, made before, has left the start's objects out of
+    Python's full garbage collections
+    (:func:`napari_unet.gui._gc.keep_collections_short`), so the imports' own
+    collections are short; what they load is left out too once they end.
     """
     global _prefetch
-    if viewer is not None:
-        keep_collections_short(viewer)
     if _prefetch is None:
         _prefetch = threading.Thread(
             target=_import_for_prediction, name="napari-unet-prefetch", daemon=True
         )
         _prefetch.start()
+        freeze_after(_prefetch)
     return _prefetch
 
 

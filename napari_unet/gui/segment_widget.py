@@ -103,7 +103,7 @@ class SegmentWidget(QWidget):
         self.model_choice = ModelChoice(self.session, self)
         self.device_combo = QComboBox()
         fill_devices(self.device_combo, self.session.device)
-        prefetch_prediction(napari_viewer)
+        prefetch_prediction()
         self.tile_spin = tile_size_spin()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")

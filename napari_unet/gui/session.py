@@ -22,6 +22,7 @@ import numpy as np
 from psygnal import Signal
 
 # Re-exported: the record lived here before gui/predictions.py held it.
+from napari_unet.gui._gc import keep_collections_short
 from napari_unet.gui.predictions import PredictionRecord
 
 __all__ = ["PredictionRecord", "Session", "TrainingPair", "get_session", "pair_name"]
@@ -210,4 +211,6 @@ def get_session(viewer: Any) -> Session:
             # A deleted mask layer frees its cached probabilities, whichever
             # widgets are open.  A plain function: napari holds methods weakly.
             layers.events.removed.connect(lambda event=None: session.forget_removed(layers))
+            # The plugin's first step in this viewer: before its widgets are built.
+            keep_collections_short(viewer)
     return session
