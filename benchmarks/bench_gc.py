@@ -6,14 +6,16 @@ starts one, the window freezes for it.  A session holds napari, torch and
 scikit-image: hundreds of thousands of objects.  The plugin's session, made
 with its first widget in a viewer, moves the objects of the start to the
 permanent generation (``gc.freeze``, in
-``napari_unet.gui._gc.keep_collections_short``); ``--no-freeze`` leaves them in.
+``napari_unet.gui._gc.keep_collections_short``), and again once Segment's
+background imports end (``freeze_after``); ``--no-freeze`` leaves them in.
 
 A real viewer docks the napari U-Net panel, Segment predicts a 2048x2048 image
 with the shipped model in its worker, and the threshold slider then moves
 ``--changes`` times at 20 Hz with "Show objects as separate labels" on, while a
 5 ms QTimer records the longest event-loop gap.  Reported: the objects Python
 tracks, the time of one full collection (``gc.collect()``), and every full
-collection Python ran by itself during the prediction and the slider moves.
+collection Python ran by itself while the panel was built, during the
+prediction, the slider moves and ``--runs`` more Runs on a 512x512 image.
 
 Run on a virtual display::
 

@@ -37,15 +37,7 @@ from napari_unet.core.instances import (  # noqa: E402
     split_objects,
 )
 from napari_unet.core.postprocess import label_objects  # noqa: E402
-
-
-def true_contacts(truth: np.ndarray) -> np.ndarray:
-    """Pixels of a nucleus that touch another nucleus (8-neighbours), as a rim map of 0 and 1."""
-    from scipy import ndimage as ndi
-
-    highest = ndi.maximum_filter(truth, size=3)
-    lowest = ndi.minimum_filter(np.where(truth > 0, truth, truth.max() + 1), size=3)
-    return ((truth > 0) & (highest != lowest) & (lowest <= truth.max())).astype(np.float32)
+from napari_unet.core.targets import separation_border  # noqa: E402
 
 
 def bounds(cases: list, threshold: float) -> dict:
@@ -55,7 +47,7 @@ def bounds(cases: list, threshold: float) -> dict:
         ("true mask, its components", None),
         ("true mask, split by its shape", lambda maps, t: (t > 0, np.zeros(t.shape, np.float32))),
         ("model's mask, true contacts as rims",
-         lambda maps, t: (maps.proba >= threshold, true_contacts(t))),
+         lambda maps, t: (maps.proba >= threshold, separation_border(t).astype(np.float32))),
     ):  # fmt: skip
         tally = Tally()
         for maps, truth in cases:

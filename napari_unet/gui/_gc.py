@@ -3,18 +3,19 @@
 Python's cyclic garbage collector scans every tracked object in a full
 (generation 2) collection, with the interpreter lock held, so the window
 freezes for it whichever thread started it.  With napari, torch and
-scikit-image loaded a session tracks about 390,000 objects and one full
-collection takes 210-290 ms on a 2-core CPU; Python starts one by itself
+scikit-image loaded a session tracks about 445,000 objects and one full
+collection takes 233-292 ms on a 2-core CPU; Python starts one by itself
 every so often, for instance during a series of Runs
 (``benchmarks/bench_gc.py``).  Nearly all of those objects are the start's:
 modules, classes, napari's widgets, which live as long as the process.
 
 :func:`keep_collections_short` moves them to the permanent generation
-(:func:`gc.freeze`), so that later full collections scan only what the session
-made since.  Frozen objects are never freed by the collector, and napari's
-layers hold reference cycles, so a layer that was already open then would keep
-its data after it is deleted: deleting such a layer unfreezes, collects once
-(the full-length pass, once) and freezes again.
+(:func:`gc.freeze`), so that later full collections scan only what the
+session made since (13-30 ms); :func:`freeze_after` does it again once
+Segment's background imports have ended.  Frozen objects are never freed by
+the collector, and napari's layers hold reference cycles, so a layer that was
+already open then would keep its data after it is deleted: deleting such a
+layer unfreezes, collects once (the full-length pass, once) and freezes again.
 """
 
 from __future__ import annotations

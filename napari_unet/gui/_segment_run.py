@@ -105,6 +105,7 @@ def prefetch_prediction() -> threading.Thread:
     after docking (``bench_event_loop_predict.py --cold``).  A worker that
     starts meanwhile waits for the module it needs.  Returns the (possibly
     finished) thread.
+
     The viewer's session, made before, has left the start's objects out of
     Python's full garbage collections
     (:func:`napari_unet.gui._gc.keep_collections_short`), so the imports' own

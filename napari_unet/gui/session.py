@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 from psygnal import Signal
 
-# Re-exported: the record lived here before gui/predictions.py held it.
 from napari_unet.gui._gc import keep_collections_short
+
+# Re-exported: the record lived here before gui/predictions.py held it.
 from napari_unet.gui.predictions import PredictionRecord
 
 __all__ = ["PredictionRecord", "Session", "TrainingPair", "get_session", "pair_name"]
