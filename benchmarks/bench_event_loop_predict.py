@@ -11,6 +11,7 @@ Run on a virtual display::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_event_loop_predict.py
 
+``--size 4096`` predicts a 4096x4096 image instead (the target's size).
 ``--cold`` is a new user's first Run: nothing of torch's model code loaded
 beforehand, the worker loads the default model itself, and the widget's
 imports in the background (``prefetch_prediction``) fall in the idle phase;
@@ -45,6 +46,7 @@ def gaps_ms(ticks: list[float]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle-seconds", type=float, default=3.0)
+    parser.add_argument("--size", type=int, default=2048, help="image edge in pixels")
     parser.add_argument("--cold", action="store_true", help="the worker loads the model")
     parser.add_argument("--no-prefetch", action="store_true", help="no imports before the Run")
     parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by the session")
@@ -56,7 +58,7 @@ def main() -> None:
 
     app = QApplication.instance() or napari.qt.get_qapp()
     viewer = napari.Viewer(show=True)
-    viewer.add_image(big_image(), name="nuclei")
+    viewer.add_image(big_image(args.size), name="nuclei")
     widget = SegmentWidget(viewer)
     viewer.window.add_dock_widget(widget, name="Segment")
     if not args.cold:
@@ -111,7 +113,7 @@ def main() -> None:
     assert "nuclei mask" in viewer.layers
 
     # Where the longest gaps were: while the worker computed, or while the
-    # main thread showed the result (adding two 2048x2048 layers).
+    # main thread showed the result (adding two layers of the image's size).
     result_at = marks.get("result", float("inf")) - start
     # A gap belongs to the result display when it ends after the last batch was
     # reported: the tick before it may come just before the report.
@@ -127,7 +129,7 @@ def main() -> None:
             f"{name:18s}: {len(gaps) + 1:5d} ticks, gap median {statistics.median(gaps):5.1f} ms, "
             f"p99 {np.percentile(gaps, 99):6.1f} ms, max {gaps.max():6.1f} ms"
         )
-    print(f"prediction (default model, 2048x2048, cpu) took {elapsed:.1f} s")
+    print(f"prediction (default model, {args.size}x{args.size}, cpu) took {elapsed:.1f} s")
     print(f"longest gap while the worker predicted: {during.max():.1f} ms (target < 100 ms)")
     print(f"longest gap overall, result display included: {busy.max():.1f} ms")
     viewer.close()

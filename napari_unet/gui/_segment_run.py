@@ -59,12 +59,15 @@ def load_and_predict(
 def warm_up_labels_layer() -> None:
     """Do in this (worker) thread what napari's first Labels layer would do on the main one.
 
-    napari's first Labels layer imports pandas (about 0.3 s here), and its
-    polygon tool's vispy line builds 13 dash patterns in a Python loop (about
-    0.1 s idle, more under load), which vispy then caches for the process.
-    Both run here, so showing the first mask does not freeze the window for them.
+    napari's first Labels layer imports pandas (about 0.3 s here) and, for its
+    random label colours, scikit-image's colour conversions (with them
+    scipy.linalg, about 50 ms), and its polygon tool's vispy line builds 13
+    dash patterns in a Python loop (about 0.1 s idle, more under load), which
+    vispy then caches for the process.  All run here, so showing the first
+    mask does not freeze the window for them.
     """
     importlib.import_module("pandas")
+    importlib.import_module("skimage.color.colorconv")  # skimage.color loads it lazily
     try:
         from vispy.visuals.line.dash_atlas import DashAtlas
     except ImportError:  # another vispy: the warm-up only saves time

@@ -19,12 +19,17 @@ class Turns:
     ----------
     parent
         The QObject that owns the timer, if any; no step runs after it is deleted.
+    pause_ms
+        Time between the end of one step and the start of the next.  With no
+        pause, Qt ran the next step as soon as the previous step's paint was
+        done, before its other timers, so two steps could still block the
+        window as one; one frame's pause (16 ms) lets everything due run between.
     """
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, parent: QObject | None = None, pause_ms: int = 16) -> None:
         self._timer = QTimer(parent)
         self._timer.setSingleShot(True)
-        self._timer.setInterval(0)
+        self._timer.setInterval(pause_ms)
         self._timer.timeout.connect(self._step)
         self._gen: Generator[Any, None, Any] | None = None
         self._done: Callable[[Any], None] | None = None

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from napari_unet.gui._layers import fresh_name, spatial_transform
+from napari_unet.gui._layers import add_hidden_labels, fresh_name, show_added, spatial_transform
 
 if TYPE_CHECKING:
     from napari_unet.gui.session import Session
@@ -219,18 +219,24 @@ def add_mask_layer(
     settings: MaskSettings,
     transform: dict[str, Any],
     mask: np.ndarray | None = None,
+    *,
+    visible: bool = True,
 ) -> ShownPrediction:
     """Make a new mask layer (``"<image> mask [n]"``) and its record from ``source``'s maps.
 
     ``source`` gives the image, the probability layer, the probabilities and the
     rim map; it is not changed.  ``mask``, when given, is the mask already
-    rendered with ``settings``.
+    rendered with ``settings``.  ``visible=False`` adds the layer hidden
+    (:func:`~napari_unet.gui._layers.add_hidden_labels`), for
+    :func:`~napari_unet.gui._layers.show_added` in a later turn.
     """
     if mask is None:
         mask = source.render(settings)
-    layer = viewer.add_labels(
-        mask, name=fresh_name(viewer, f"{source.image_layer} mask"), **transform
-    )
+    name = fresh_name(viewer, f"{source.image_layer} mask")
+    if visible:
+        layer = viewer.add_labels(mask, name=name, **transform)
+    else:
+        layer = add_hidden_labels(viewer, mask, name=name, **transform)
     record = PredictionRecord(
         image_layer=source.image_layer,
         prob_layer=source.prob_layer,
@@ -264,10 +270,12 @@ def showing_prediction(
     one is made.  The newest mask layer is rewritten unless it holds
     corrections, by napari's paint history or by its pixels
     (:func:`check_content`); then the mask goes to a new layer and a
-    notification says so.  A generator: it yields once between making the
-    probability layer and making a new mask layer, each of which blocks the
-    event loop for about 0.1 s in napari, so that a caller can let the window
-    repaint and react in between (:class:`~napari_unet.gui._turns.Turns`).
+    notification says so.  A generator: it yields between napari's steps, so
+    that a caller can let the window repaint and react in between
+    (:class:`~napari_unet.gui._turns.Turns`).  A new layer is added hidden
+    (napari's add: about 55-65 ms here) and shown after a yield (its first
+    paint), so no step blocks the event loop for 100 ms
+    (``bench_event_loop_predict.py``).
 
     Parameters
     ----------
@@ -298,7 +306,12 @@ def showing_prediction(
     if len(transform.get("scale", prob.shape)) != prob.ndim:
         transform = {}
     record = session.latest_prediction(image, viewer.layers)
-    prob_layer = _show_probability(viewer, image, prob, record, transform)
+    prob_layer, made = _show_probability(viewer, image, prob, record, transform)
+    if made:
+        # A layer's first paint (its shaders and texture, about 45 ms here) comes
+        # in its own turn, after the add (about 70 ms), not in the same one.
+        yield
+        prob_layer.visible = True
     mask_layer = _layer(viewer, record.mask_layer, Labels) if record is not None else None
     if record is not None and mask_layer is not None and not check_content(record, mask_layer):
         record.prob, record.boundary, record.prob_layer = prob, maps.boundary, prob_layer.name
@@ -314,7 +327,10 @@ def showing_prediction(
     source = PredictionRecord(
         image, prob_layer.name, "", prob, boundary=maps.boundary, objects=maps.objects
     )
-    return add_mask_layer(viewer, session, source, settings, transform)
+    shown = add_mask_layer(viewer, session, source, settings, transform, visible=False)
+    yield
+    show_added(shown.mask_layer)
+    return shown
 
 
 def rethreshold(
@@ -358,7 +374,11 @@ def _show_probability(
     prob: np.ndarray,
     record: PredictionRecord | None,
     transform: dict[str, Any],
-) -> Any:
+) -> tuple[Any, bool]:
+    """Write ``prob`` into the image's probability layer; return it and whether it is new.
+
+    A new layer is made hidden: the caller shows it in a later event-loop turn.
+    """
     from napari.layers import Image
 
     name = f"{image} probability"
@@ -367,12 +387,14 @@ def _show_probability(
     layer = _layer(viewer, name, Image)
     if layer is not None and layer.data.shape == prob.shape:
         layer.data = prob
-        return layer
-    return viewer.add_image(
+        return layer, False
+    layer = viewer.add_image(
         prob,
         name=fresh_name(viewer, f"{image} probability"),
         colormap="magma",
         contrast_limits=(0.0, 1.0),
         blending="additive",
+        visible=False,
         **transform,
     )
+    return layer, True

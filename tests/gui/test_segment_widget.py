@@ -60,6 +60,10 @@ def test_run_adds_probability_and_mask_layers(make_napari_viewer, qtbot, tiny_mo
     prob_layer = viewer.layers["cells probability"]
     mask_layer = viewer.layers["cells mask"]
     assert isinstance(prob_layer, Image) and isinstance(mask_layer, Labels)
+    # Both were added hidden, for their first paint to come in a turn of its own.
+    assert prob_layer.visible and mask_layer.visible
+    mask_layer.mode = "paint"  # the brush's outline, hidden while the layer was added, is back
+    assert mask_layer._overlays["brush_stroke"].visible
     assert prob_layer.data.shape == (64, 64) and prob_layer.data.dtype == np.float32
     assert tuple(prob_layer.contrast_limits) == (0.0, 1.0)
     record = get_session(viewer).predictions["cells mask"]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from qtpy.QtCore import QObject
 
+from napari_unet.gui._layers import add_hidden_labels, show_added
 from napari_unet.gui._segment_run import warm_up_labels_layer
 from napari_unet.gui._turns import Turns
 
@@ -74,3 +76,18 @@ def test_then_waits_for_the_running_generator(qtbot):
     assert order == ["idle: at once", "step 1"]
     qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)
     assert order == ["idle: at once", "step 1", "step 2", "done", "after"]
+
+
+def test_a_labels_layer_added_hidden_gets_its_tools_visuals_only_when_shown(make_napari_viewer):
+    viewer = make_napari_viewer()
+    layer = add_hidden_labels(viewer, np.zeros((32, 32), np.uint8), name="mask", scale=(2, 2))
+    canvas = viewer.window._qt_viewer.canvas
+    tools = {layer._overlays[key] for key in ("polygon", "brush_stroke")}
+    assert layer in viewer.layers and not layer.visible and tuple(layer.scale) == (2, 2)
+    # napari builds an overlay's visual once it is visible: not yet, so the add was cheaper.
+    assert not tools & set(canvas._layer_overlay_to_visual[layer])
+    show_added(layer)
+    assert layer.visible and all(overlay.visible for overlay in tools)
+    assert tools <= set(canvas._layer_overlay_to_visual[layer])
+    show_added(layer)  # a second call changes nothing
+    assert layer.visible
