@@ -11,7 +11,8 @@ Run on a virtual display::
 
     xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_event_loop_predict.py
 
-``--size 4096`` predicts a 4096x4096 image instead (the target's size).
+``--size 4096`` predicts a 4096x4096 image instead (the target's size);
+``--panel`` docks the whole "napari U-Net" panel and runs its Segment step.
 ``--cold`` is a new user's first Run: nothing of torch's model code loaded
 beforehand, the worker loads the default model itself, and the widget's
 imports in the background (``prefetch_prediction``) fall in the idle phase;
@@ -47,6 +48,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--idle-seconds", type=float, default=3.0)
     parser.add_argument("--size", type=int, default=2048, help="image edge in pixels")
+    parser.add_argument("--panel", action="store_true", help="dock the whole panel, not Segment")
     parser.add_argument("--cold", action="store_true", help="the worker loads the model")
     parser.add_argument("--no-prefetch", action="store_true", help="no imports before the Run")
     parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by the session")
@@ -59,8 +61,16 @@ def main() -> None:
     app = QApplication.instance() or napari.qt.get_qapp()
     viewer = napari.Viewer(show=True)
     viewer.add_image(big_image(args.size), name="nuclei")
-    widget = SegmentWidget(viewer)
-    viewer.window.add_dock_widget(widget, name="Segment")
+    if args.panel:
+        from napari_unet.gui.panel import UNetPanel
+
+        viewer.window._qt_window.resize(1400, 900)
+        panel = UNetPanel(viewer)
+        viewer.window.add_dock_widget(panel, name="napari U-Net")
+        widget = panel.steps["segment"]
+    else:
+        widget = SegmentWidget(viewer)
+        viewer.window.add_dock_widget(widget, name="Segment")
     if not args.cold:
         from napari_unet.core.checkpoint import load_model
 

@@ -1,0 +1,67 @@
+"""What one napari frame costs on this machine, whatever the layers hold.
+
+A real viewer shows a 64x64 Labels layer; the camera's zoom is nudged and the
+next event-loop pass, which repaints the canvas and composes it into the
+window, is timed.  Done at napari's default window size and at 800x600.  The
+figure is the floor under every event-loop gap the other GUI benchmarks
+measure: any change that redraws the canvas costs at least one frame.
+
+Run on a virtual display::
+
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python benchmarks/bench_frame.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import napari
+import numpy as np
+from qtpy.QtWidgets import QApplication
+
+
+def frames_ms(viewer, app, repeats: int) -> list[float]:
+    """Time ``repeats`` redraws, each after a small zoom change."""
+    out = []
+    for k in range(repeats):
+        viewer.camera.zoom = viewer.camera.zoom * (1.01 if k % 2 else 1 / 1.01)
+        t0 = time.perf_counter()
+        app.processEvents()
+        out.append((time.perf_counter() - t0) * 1e3)
+        settle(app, 0.2)
+    return out
+
+
+def settle(app, seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args()
+    viewer = napari.Viewer(show=True)
+    app = QApplication.instance()
+    viewer.add_labels(np.zeros((64, 64), np.uint8), name="mask")
+    window = viewer.window._qt_window
+    settle(app, 1.0)
+    for label in ("default", "800x600"):
+        if label == "800x600":
+            window.resize(800, 600)
+            settle(app, 1.0)
+        size = window.size()
+        times = frames_ms(viewer, app, args.repeats)
+        print(
+            f"window {size.width()}x{size.height()} ({label}): one frame median "
+            f"{statistics.median(times):.1f} ms, max {max(times):.1f} ms ({args.repeats} frames)"
+        )
+    viewer.close()
+
+
+if __name__ == "__main__":
+    main()
