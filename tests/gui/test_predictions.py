@@ -58,6 +58,7 @@ def test_prediction_after_fine_tune_keeps_a_mask_edited_outside_the_paint_histor
     np.testing.assert_allclose(viewer.layers["cells probability"].data, new_prob, atol=1e-6)
     expected = MaskSettings(threshold=session.threshold).render(new_prob)
     np.testing.assert_array_equal(viewer.layers["cells mask [2]"].data, expected)
+    assert viewer.layers["cells mask [2]"].visible  # added hidden, shown in the next turn
     assert session.predictions["cells mask [2]"].prob is viewer.layers["cells probability"].data
     assert any("'cells mask' holds corrections and is kept" in m for m in messages)
 
