@@ -61,10 +61,11 @@ def main() -> None:
     app = QApplication.instance() or napari.qt.get_qapp()
     viewer = napari.Viewer(show=True)
     viewer.add_image(big_image(args.size), name="nuclei")
+    # napari restores the last session's window size: fix it, as bench_gc.py does.
+    viewer.window._qt_window.resize(1400, 900)
     if args.panel:
         from napari_unet.gui.panel import UNetPanel
 
-        viewer.window._qt_window.resize(1400, 900)
         panel = UNetPanel(viewer)
         viewer.window.add_dock_widget(panel, name="napari U-Net")
         widget = panel.steps["segment"]

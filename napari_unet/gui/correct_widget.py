@@ -298,7 +298,9 @@ class CorrectMasksWidget(QWidget):
         world = layer.data_to_world(centre if z is None else (z, *centre))
         if z is not None:
             self.viewer.dims.set_point(0, world[0])
-        self.viewer.camera.center = tuple(world[-2:])
+        # napari 0.9 moved the camera to viewer.scene; older versions have only viewer.camera.
+        scene = getattr(self.viewer, "scene", None)
+        (scene.camera if scene is not None else self.viewer.camera).center = tuple(world[-2:])
         layer.visible = True
         return z, (y0, y1, x0, x1)
 
