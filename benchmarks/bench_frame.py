@@ -21,12 +21,13 @@ import napari
 import numpy as np
 from qtpy.QtWidgets import QApplication
 
+from napari_unet.gui._layers import viewer_camera
+
 
 def frames_ms(viewer, app, repeats: int) -> list[float]:
     """Time ``repeats`` redraws, each after a small zoom change."""
     out = []
-    scene = getattr(viewer, "scene", None)  # napari 0.9's home of the camera
-    camera = scene.camera if scene is not None else viewer.camera
+    camera = viewer_camera(viewer)
     for k in range(repeats):
         camera.zoom = camera.zoom * (1.01 if k % 2 else 1 / 1.01)
         t0 = time.perf_counter()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -159,9 +158,14 @@ def shown_slice(layer: Any, viewer: Any, n_slices: int) -> int:
 
 
 # The overlays of a Labels layer's drawing tools: napari builds their vispy
-# visuals when the layer is added, unless they are hidden then.
+# visuals when the layer is added, unless they are hidden then.  napari makes
+# them visible and switches them with the layer's mode (``enabled``).
 _TOOL_OVERLAYS = ("polygon", "brush_stroke")
-_hidden_tools: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
+
+
+def _tool_overlays(layer: Any) -> list[Any]:
+    overlays = getattr(layer, "_overlays", {})  # napari's, private: absent, none
+    return [overlays[key] for key in _TOOL_OVERLAYS if key in overlays]
 
 
 def add_hidden_labels(viewer: Any, data: np.ndarray, **kwargs: Any) -> Any:
@@ -176,17 +180,20 @@ def add_hidden_labels(viewer: Any, data: np.ndarray, **kwargs: Any) -> Any:
     from napari.layers import Labels
 
     layer = Labels(data, visible=False, **kwargs)
-    overlays = getattr(layer, "_overlays", {})  # napari's, private: absent, nothing is hidden
-    hidden = [key for key in _TOOL_OVERLAYS if key in overlays and overlays[key].visible]
-    for key in hidden:
-        overlays[key].visible = False
-    _hidden_tools[layer] = hidden
+    for overlay in _tool_overlays(layer):
+        overlay.visible = False
     viewer.add_layer(layer)
     return layer
 
 
 def show_added(layer: Any) -> None:
-    """Show a layer made by :func:`add_hidden_labels` (or added hidden), tools included."""
+    """Show a layer made by :func:`add_hidden_labels`, its drawing tools included."""
     layer.visible = True
-    for key in _hidden_tools.pop(layer, []):
-        layer._overlays[key].visible = True
+    for overlay in _tool_overlays(layer):
+        overlay.visible = True
+
+
+def viewer_camera(viewer: Any) -> Any:
+    """Return ``viewer.scene.camera`` (napari 0.9 and later), else ``viewer.camera``."""
+    scene = getattr(viewer, "scene", None)
+    return scene.camera if scene is not None else viewer.camera

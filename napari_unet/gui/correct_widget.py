@@ -28,7 +28,7 @@ from qtpy.QtWidgets import (
 )
 
 from napari_unet.core.errors import InputError
-from napari_unet.gui._layers import LayerCombo, image_name_for, layer_array
+from napari_unet.gui._layers import LayerCombo, image_name_for, layer_array, viewer_camera
 from napari_unet.gui._text import plural
 from napari_unet.gui._training_files import save_pair
 from napari_unet.gui.predictions import check_content, mark_corrected
@@ -298,9 +298,7 @@ class CorrectMasksWidget(QWidget):
         world = layer.data_to_world(centre if z is None else (z, *centre))
         if z is not None:
             self.viewer.dims.set_point(0, world[0])
-        # napari 0.9 moved the camera to viewer.scene; older versions have only viewer.camera.
-        scene = getattr(self.viewer, "scene", None)
-        (scene.camera if scene is not None else self.viewer.camera).center = tuple(world[-2:])
+        viewer_camera(self.viewer).center = tuple(world[-2:])
         layer.visible = True
         return z, (y0, y1, x0, x1)
 
