@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from napari_unet.core.augment import AugmentConfig
+    from napari_unet.core.augment_config import AugmentConfig
 
 PLANES_CHOICES = ("auto", "on", "off")
 
@@ -29,7 +29,7 @@ def planes_augment(args: argparse.Namespace, stacks: bool) -> AugmentConfig | No
     ``stacks`` says whether any training image was a stack.  Training from
     scratch (``--init none``) blurs nothing, so there it changes nothing.
     """
-    from napari_unet.core.augment import AugmentConfig
+    from napari_unet.core.augment_config import AugmentConfig
 
     choice = getattr(args, "planes_off_focus", "auto")
     wanted = stacks if choice == "auto" else choice == "on"

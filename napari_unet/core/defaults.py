@@ -38,18 +38,25 @@ DEFAULT_PSEUDO_HIGH = 0.9
 #: Expected share of the patches that are not replayed drawn from pseudo-labelled images.
 DEFAULT_PSEUDO_FRACTION = 0.5
 
-#: The losses, in the order the GUI and ``train --loss`` list them.
-LOSS_NAMES = (
-    "default",
-    "wce",
-    "dice",
-    "bce_dice",
-    "focal",
-    "bce",
-    "ohem",
-    "ohem_dice",
-    "hybrid",
-)
+#: Share of a batch's pixels that online hard example mining keeps: the
+#: hardest 10 %.  With nodules under 0.1 % of the pixels that keeps every
+#: foreground pixel and the brightest distractors, and drops the easy air and
+#: lung that make up nearly all of a patch.
+OHEM_FRACTION = 0.1
+#: The losses (:mod:`napari_unet.core.losses`), in the order the GUI and
+#: ``train --loss`` list them, with the one line the GUI shows for each.
+LOSS_DESCRIPTIONS = {
+    "default": "border-weighted BCE + batch soft Dice (copes with tiny, rare targets)",
+    "wce": "weighted cross-entropy with the paper's border-weight maps",
+    "dice": "soft Dice over the batch",
+    "bce_dice": "binary cross-entropy + soft Dice",
+    "focal": "focal loss (gamma 2, alpha 0.25)",
+    "bce": "plain binary cross-entropy, unweighted",
+    "ohem": f"cross-entropy over the hardest {OHEM_FRACTION:.0%} of pixels (OHEM)",
+    "ohem_dice": f"OHEM cross-entropy (hardest {OHEM_FRACTION:.0%}) + soft Dice",
+    "hybrid": "focal + MS-SSIM + IoU (U-Net 3+'s hybrid loss)",
+}
+LOSS_NAMES = tuple(LOSS_DESCRIPTIONS)
 
 #: The network architectures (``UNetConfig.arch``, ``train --arch``, the GUI's
 #: "Architecture"): the plain U-Net, U-Net++ and U-Net 3+

@@ -26,6 +26,7 @@ from enum import Enum
 import torch
 import torch.nn.functional as F
 
+from napari_unet.core.defaults import LOSS_DESCRIPTIONS, OHEM_FRACTION  # noqa: F401 (public here too)
 from napari_unet.core.errors import InputError
 
 Tensor = torch.Tensor
@@ -33,11 +34,6 @@ Tensor = torch.Tensor
 #: Additive smoothing of the soft Dice.  One pixel's worth keeps the ratio
 #: defined (and equal to 1) for a batch with no foreground in either map.
 DICE_SMOOTH = 1.0
-#: Share of a batch's pixels that online hard example mining keeps: the
-#: hardest 10 %.  With nodules under 0.1 % of the pixels that keeps every
-#: foreground pixel and the brightest distractors, and drops the easy air and
-#: lung that make up nearly all of a patch.
-OHEM_FRACTION = 0.1
 
 
 class Weighting(str, Enum):
@@ -332,41 +328,15 @@ class Loss:
 _REGISTRY: dict[str, Loss] = {
     loss.name: loss
     for loss in (
-        Loss(
-            "default",
-            "border-weighted BCE + batch soft Dice (copes with tiny, rare targets)",
-            default_loss,
-            Weighting.BORDER,
-        ),
-        Loss(
-            "wce",
-            "weighted cross-entropy with the paper's border-weight maps",
-            weighted_bce,
-            Weighting.PAPER,
-        ),
-        Loss("dice", "soft Dice over the batch", soft_dice, Weighting.NONE),
-        Loss("bce_dice", "binary cross-entropy + soft Dice", bce_dice, Weighting.NONE),
-        Loss("focal", "focal loss (gamma 2, alpha 0.25)", focal, Weighting.NONE),
-        Loss("bce", "plain binary cross-entropy, unweighted", weighted_bce, Weighting.NONE),
-        Loss(
-            "ohem",
-            f"cross-entropy over the hardest {OHEM_FRACTION:.0%} of pixels (OHEM)",
-            ohem_bce,
-            Weighting.NONE,
-        ),
-        Loss(
-            "ohem_dice",
-            f"OHEM cross-entropy (hardest {OHEM_FRACTION:.0%}) + soft Dice",
-            ohem_dice,
-            Weighting.NONE,
-        ),
-        Loss(
-            "hybrid",
-            "focal + MS-SSIM + IoU (U-Net 3+'s hybrid loss)",
-            hybrid,
-            Weighting.NONE,
-            pixelwise=False,
-        ),
+        Loss("default", LOSS_DESCRIPTIONS["default"], default_loss, Weighting.BORDER),
+        Loss("wce", LOSS_DESCRIPTIONS["wce"], weighted_bce, Weighting.PAPER),
+        Loss("dice", LOSS_DESCRIPTIONS["dice"], soft_dice, Weighting.NONE),
+        Loss("bce_dice", LOSS_DESCRIPTIONS["bce_dice"], bce_dice, Weighting.NONE),
+        Loss("focal", LOSS_DESCRIPTIONS["focal"], focal, Weighting.NONE),
+        Loss("bce", LOSS_DESCRIPTIONS["bce"], weighted_bce, Weighting.NONE),
+        Loss("ohem", LOSS_DESCRIPTIONS["ohem"], ohem_bce, Weighting.NONE),
+        Loss("ohem_dice", LOSS_DESCRIPTIONS["ohem_dice"], ohem_dice, Weighting.NONE),
+        Loss("hybrid", LOSS_DESCRIPTIONS["hybrid"], hybrid, Weighting.NONE, pixelwise=False),
     )
 }
 

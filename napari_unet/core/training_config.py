@@ -11,7 +11,7 @@ import numbers
 from dataclasses import asdict, dataclass, fields, replace
 from typing import TYPE_CHECKING, Any
 
-from napari_unet.core.augment import AugmentConfig
+from napari_unet.core.augment_config import AugmentConfig
 from napari_unet.core.defaults import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_EPOCHS,

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from napari_unet.core.augment import AugmentConfig, augment
+from napari_unet.core.augment import augment
+from napari_unet.core.augment_config import AugmentConfig
 from napari_unet.core.devices import autocast
 from napari_unet.core.losses import Loss, default_loss
 from napari_unet.core.nets import presence_loss

@@ -98,7 +98,7 @@ class FineTuneForm(QWidget):
 
     def settings(self, device: str) -> Any:
         """Return the :class:`~napari_unet.core.training_config.FineTuneConfig` shown."""
-        from napari_unet.core.augment import AugmentConfig
+        from napari_unet.core.augment_config import AugmentConfig
         from napari_unet.core.training_config import FineTuneConfig
 
         switches = {name: check.value for name, check in self.augment_checks.items()}

@@ -12,7 +12,8 @@ modules, classes, napari's widgets, which live as long as the process.
 :func:`keep_collections_short` moves them to the permanent generation
 (:func:`gc.freeze`), so that later full collections scan only what the
 session made since (13-30 ms); :func:`freeze_after` does it again once
-Segment's background imports have ended.  Frozen objects are never freed by
+Segment's background imports have ended, which run with automatic collections
+held off (:func:`collections_paused`).  Frozen objects are never freed by
 the collector, and napari's layers hold reference cycles, so a layer that was
 already open then would keep its data after it is deleted: deleting such a
 layer unfreezes, collects once (the full-length pass, once) and freezes again.
@@ -23,6 +24,8 @@ from __future__ import annotations
 import gc
 import threading
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from qtpy.QtCore import QTimer
@@ -71,6 +74,30 @@ def freeze_after(thread: threading.Thread) -> None:
     timer.timeout.connect(check)
     _timers.add(timer)
     timer.start()
+
+
+@contextmanager
+def collections_paused() -> Iterator[None]:
+    """Hold automatic collections off during a burst of imports in a background thread.
+
+    The collector's passes during Segment's background imports were their
+    longest blocks of the main thread: 60-160 ms each, scanning what the
+    imports had made so far (``benchmarks/bench_import_gap.py``).  Paused, what
+    the burst made is frozen at its end without a scan, where the start was
+    frozen (:func:`keep_collections_short`); the little garbage it leaves
+    (about 8,000 objects for Segment's imports) stays for the process.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if _state["frozen"]:
+            gc.freeze()
+            for viewer in list(_viewers):
+                _frozen_layers.update(list(viewer.layers))
+        if enabled:
+            gc.enable()
 
 
 def frozen_layers() -> list[Any]:

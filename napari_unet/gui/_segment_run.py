@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Generator
 from typing import Any
@@ -10,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from napari_unet.core.events import Notice, Progress
-from napari_unet.gui._gc import freeze_after
+from napari_unet.core.preload import preload_torch_library
+from napari_unet.gui._gc import collections_paused, freeze_after
 from napari_unet.gui._layers import fresh_name
 from napari_unet.gui._model_choice import DEFAULT
 
@@ -76,13 +78,16 @@ def warm_up_labels_layer() -> None:
 
 
 #: The modules :func:`load_and_predict` imports, which the widgets do not
-#: (with them scipy.ndimage and scikit-image's measures).
+#: (with them torch, scipy.ndimage and scikit-image's measures), and the Dice
+#: widget's scores (with them scipy.optimize).
 PREDICTION_MODULES = (
     "napari_unet.core.checkpoint",
+    "napari_unet.core.devices",
     "napari_unet.core.ensemble",
     "napari_unet.core.images",
     "napari_unet.core.inference",
     "napari_unet.core.instances",
+    "napari_unet.core.metrics",
     "napari_unet.core.tta",
 )
 _prefetch: threading.Thread | None = None
@@ -90,9 +95,11 @@ _prefetch: threading.Thread | None = None
 
 def _import_for_prediction() -> None:
     try:
-        for module in PREDICTION_MODULES:
-            importlib.import_module(module)
-        warm_up_labels_layer()
+        with collections_paused():
+            preload_torch_library()  # the long part of importing torch, without the lock
+            for module in PREDICTION_MODULES:
+                importlib.import_module(module)
+            warm_up_labels_layer()
     except Exception:  # only saves time: the worker imports them again and reports
         return
 
@@ -101,13 +108,15 @@ def prefetch_prediction() -> threading.Thread:
     """Import what the first prediction needs in a background thread, once per process.
 
     Importing a compiled module holds Python's interpreter lock while it loads
-    and initialises.  Started when Segment is built, these imports (about
-    0.4 s, and pandas) happen while the panel is being docked and read, not
-    during the first Run: showing a first cold result blocked the window for
-    138-175 ms with them against 189-371 ms without, for 35-70 ms more just
-    after docking (``bench_event_loop_predict.py --cold``).  A worker that
-    starts meanwhile waits for the module it needs.  Returns the (possibly
-    finished) thread.
+    and initialises.  Started a second after Segment is first shown
+    (:func:`prefetch_once_shown`), these imports (torch, about 1.5 s, and
+    pandas) happen while the panel is being read, not during the first Run or
+    on the main thread.  torch's main library is loaded first with the lock
+    released (:func:`napari_unet.core.preload.preload_torch_library`): the
+    import then blocks the main thread for at most about 60 ms at a time,
+    against 230-280 ms warm and 440 ms cold (``bench_import_gap.py``).  A
+    worker that starts meanwhile waits for the module it needs.  Returns the
+    (possibly finished) thread.
 
     The viewer's session, made before, has left the start's objects out of
     Python's full garbage collections
@@ -124,6 +133,31 @@ def prefetch_prediction() -> threading.Thread:
     return _prefetch
 
 
+#: How long after Segment is first shown its background imports start.
+PREFETCH_DELAY_MS = 1000
+
+
+def prefetch_once_shown(widget: Any, delay_ms: int = PREFETCH_DELAY_MS) -> None:
+    """Start :func:`prefetch_prediction` ``delay_ms`` after ``widget`` is first shown.
+
+    Not while the window is first painted: napari draws through PyOpenGL, which
+    lets the interpreter lock go at every GL call, and a thread importing at
+    the same time takes it each time.  A first paint of the window with an
+    image took 305-439 ms here with the imports running against 111-155 ms
+    without.  A widget that is never shown leaves the imports to its first Run.
+    """
+    from qtpy.QtCore import QEvent, QObject, QTimer
+
+    class _OnFirstShow(QObject):
+        def eventFilter(self, watched: Any, event: Any) -> bool:  # noqa: N802 (Qt's name)
+            if event.type() == QEvent.Type.Show:
+                watched.removeEventFilter(self)
+                QTimer.singleShot(delay_ms, prefetch_prediction)
+            return False
+
+    widget.installEventFilter(_OnFirstShow(widget))
+
+
 def idle_bar(bar: Any) -> Any:
     """Reset and hide a progress bar between runs; return it."""
     bar.setRange(0, 1)
@@ -136,7 +170,7 @@ def tile_size_spin() -> Any:
     """Segment's tile-size box, from the smallest tile worth its overlap to 4096 px."""
     from qtpy.QtWidgets import QSpinBox
 
-    from napari_unet.core.inference import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
+    from napari_unet.core.defaults import DEFAULT_TILE_SIZE, MIN_TILE_SIZE
 
     spin = QSpinBox()
     # Below MIN_TILE_SIZE the tiles, which overlap by twice the network's
@@ -193,7 +227,46 @@ def show_uncertainty(viewer: Any, image: str, uncertainty: np.ndarray, transform
 
 
 def fill_devices(combo: Any, current: str) -> None:
-    """Offer every available device in ``combo`` and select ``current`` (else the first)."""
+    """Offer every available device in ``combo`` and select ``current`` (else the first).
+
+    Listing the devices imports torch, about 1.3 s here on the main thread.
+    Until Segment's background imports have done that, the box offers
+    ``auto`` (and ``current``); it is filled when they end, its choice kept,
+    and stays so if they fail.
+    """
+    if _devices_loaded():
+        _add_devices(combo, current)
+        return
+    combo.addItem("auto", "auto")
+    if current != "auto":
+        combo.addItem(current, current)
+    combo.setCurrentIndex(max(combo.findData(current), 0))
+    from qtpy.QtCore import QTimer
+
+    timer = QTimer(combo)
+    timer.setInterval(100)
+
+    def check() -> None:
+        if _devices_loaded():
+            timer.stop()
+            chosen = combo.currentData() or current
+            combo.clear()
+            _add_devices(combo, chosen)
+        elif _prefetch is not None and not _prefetch.is_alive():  # they failed: Run says why
+            timer.stop()
+
+    timer.timeout.connect(check)
+    timer.start()
+
+
+def _devices_loaded() -> bool:
+    """Whether the device module, and torch with it, is fully imported."""
+    module = sys.modules.get("napari_unet.core.devices")
+    # While a thread imports a module, it is in sys.modules with its spec marked.
+    return module is not None and not getattr(module.__spec__, "_initializing", False)
+
+
+def _add_devices(combo: Any, current: str) -> None:
     from napari_unet.core.devices import available_devices
 
     for value, label in available_devices():

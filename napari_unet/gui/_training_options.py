@@ -3,7 +3,7 @@
 Two small :class:`magicgui.widgets.Container` forms: the options one run is
 trained with (epochs, time budget, learning rate, loss, validation share,
 patch size) and one check box per switch of
-:class:`~napari_unet.core.augment.AugmentConfig`.  Their values are read
+:class:`~napari_unet.core.augment_config.AugmentConfig`.  Their values are read
 back as ``form.<name>.value``; ``.native`` is the Qt widget to lay out.
 """
 
@@ -37,12 +37,10 @@ def training_options_form() -> Container:
     magicgui.widgets.Container
         Widgets ``epochs`` (0: until the time budget is used), ``minutes``
         (0: no limit), ``lr``, ``loss`` (a key of
-        :data:`napari_unet.core.losses.LOSSES`), ``val_fraction`` and
+        :data:`napari_unet.core.defaults.LOSS_DESCRIPTIONS`), ``val_fraction`` and
         ``patch_size``, with labels; read the whole numbers with
         :func:`napari_unet.gui._forms.whole`.
     """
-    from napari_unet.core.losses import LOSSES
-
     epochs = counter("epochs", "Epochs", defaults.DEFAULT_EPOCHS, 0, 10_000, 1)
     epochs.native.setSpecialValueText("until the time budget is used")
     minutes = FloatSpinBox(
@@ -61,8 +59,9 @@ def training_options_form() -> Container:
     )
     lr.native.setDecimals(6)
     lr.value = defaults.DEFAULT_FINE_TUNE_LR  # again, now that six decimals are kept
-    loss = ComboBox(name="loss", label="Loss", choices=list(LOSSES), value="default")
-    for i, description in enumerate(LOSSES.values()):
+    losses = defaults.LOSS_DESCRIPTIONS
+    loss = ComboBox(name="loss", label="Loss", choices=list(losses), value="default")
+    for i, description in enumerate(losses.values()):
         loss.native.setItemData(i, description, 3)  # Qt.ToolTipRole
     val_fraction = FloatSpinBox(
         name="val_fraction",
@@ -87,7 +86,7 @@ def augment_form() -> Container:
     magicgui.widgets.Container
         Two column containers; :func:`augment_switches` reads the boxes.
     """
-    from napari_unet.core.augment import AugmentConfig
+    from napari_unet.core.augment_config import AugmentConfig
 
     checks = [
         CheckBox(name=f.name, text=AUGMENT_LABELS.get(f.name, f.name.replace("_", " ")),

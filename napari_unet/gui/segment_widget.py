@@ -46,7 +46,7 @@ from napari_unet.gui._segment_run import (
     fill_devices,
     idle_bar,
     load_and_predict,
-    prefetch_prediction,
+    prefetch_once_shown,
     show_progress,
     show_uncertainty,
     tile_size_spin,
@@ -103,7 +103,7 @@ class SegmentWidget(QWidget):
         self.model_choice = ModelChoice(self.session, self)
         self.device_combo = QComboBox()
         fill_devices(self.device_combo, self.session.device)
-        prefetch_prediction()
+        prefetch_once_shown(self)
         self.tile_spin = tile_size_spin()
         self.run_button = QPushButton("Run")
         self.cancel_button = QPushButton("Cancel")

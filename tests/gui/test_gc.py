@@ -66,3 +66,38 @@ def test_what_a_background_thread_made_is_frozen_once_it_ends(make_napari_viewer
     _gc.freeze_after(thread)
     qtbot.waitUntil(lambda: gc.get_freeze_count() >= before + 5000, timeout=5000)
     assert not _gc._timers  # the watch ends with the freeze
+
+
+def test_a_burst_of_background_imports_runs_without_collections_and_is_frozen_after(
+    make_napari_viewer, qtbot
+):
+    viewer = make_napari_viewer()
+    qtbot.addWidget(SegmentWidget(viewer))
+    _gc.release_frozen()
+    layer = viewer.add_image(np.zeros((8, 8), np.float32), name="open during the burst")
+    assert gc.isenabled()
+    seen: dict = {}
+
+    def burst() -> None:
+        with _gc.collections_paused():
+            seen["enabled"] = gc.isenabled()
+            seen["before"] = gc.get_freeze_count()
+            seen["kept"] = [{"n": i} for i in range(5000)]
+
+    thread = threading.Thread(target=burst)
+    thread.start()
+    thread.join()
+    assert seen["enabled"] is False  # no pass of the collector while it ran
+    assert gc.isenabled()  # and on again after
+    assert gc.get_freeze_count() >= seen["before"] + 5000  # frozen without a scan
+    assert layer in _gc.frozen_layers()  # so a delete still frees its data
+
+
+def test_paused_collections_stay_off_if_they_were_off_before():
+    gc.disable()
+    try:
+        with _gc.collections_paused():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
