@@ -187,10 +187,30 @@ def add_hidden_labels(viewer: Any, data: np.ndarray, **kwargs: Any) -> Any:
 
 
 def show_added(layer: Any) -> None:
-    """Show a layer made by :func:`add_hidden_labels`, its drawing tools included."""
+    """Show a layer made by :func:`add_hidden_labels`; its drawing tools follow their modes.
+
+    A tool's overlay is shown now if its mode is on, else when the layer's mode
+    first switches to it: napari then builds its visuals, 30-60 ms that would
+    otherwise fall in the turn that shows the layer.
+    """
     layer.visible = True
-    for overlay in _tool_overlays(layer):
-        overlay.visible = True
+    if not _show_enabled_tools(layer):
+        layer.events.mode.connect(_on_mode)
+
+
+def _show_enabled_tools(layer: Any) -> bool:
+    """Show the tool overlays whose mode is on; True when all are shown."""
+    overlays = _tool_overlays(layer)
+    for overlay in overlays:
+        if overlay.enabled and not overlay.visible:
+            overlay.visible = True
+    return all(overlay.visible for overlay in overlays)
+
+
+def _on_mode(event: Any) -> None:
+    layer = event.source
+    if _show_enabled_tools(layer):
+        layer.events.mode.disconnect(_on_mode)
 
 
 def viewer_camera(viewer: Any) -> Any:

@@ -78,16 +78,28 @@ def test_then_waits_for_the_running_generator(qtbot):
     assert order == ["idle: at once", "step 1", "step 2", "done", "after"]
 
 
-def test_a_labels_layer_added_hidden_gets_its_tools_visuals_only_when_shown(make_napari_viewer):
+def test_a_labels_layer_added_hidden_gets_each_tools_visuals_only_when_its_mode_is_chosen(
+    make_napari_viewer,
+):
     viewer = make_napari_viewer()
     layer = add_hidden_labels(viewer, np.zeros((32, 32), np.uint8), name="mask", scale=(2, 2))
     canvas = viewer.window._qt_viewer.canvas
-    tools = {layer._overlays[key] for key in ("polygon", "brush_stroke")}
+    polygon, brush = (layer._overlays[key] for key in ("polygon", "brush_stroke"))
+
+    def built() -> set:
+        return {polygon, brush} & set(canvas._layer_overlay_to_visual[layer])
+
     assert layer in viewer.layers and not layer.visible and tuple(layer.scale) == (2, 2)
     # napari builds an overlay's visual once it is visible: not yet, so the add was cheaper.
-    assert not tools & set(canvas._layer_overlay_to_visual[layer])
+    assert not built()
     show_added(layer)
-    assert layer.visible and all(overlay.visible for overlay in tools)
-    assert tools <= set(canvas._layer_overlay_to_visual[layer])
+    assert layer.visible and not built()  # no tool is on yet: the show was cheaper too
+    layer.mode = "paint"
+    assert brush.visible and built() == {brush}
+    layer.mode = "polygon"
+    assert polygon.visible and built() == {polygon, brush}
+    layer.mode = "pan_zoom"
+    assert polygon.visible and brush.visible  # napari switches them with ``enabled`` again
+    assert not polygon.enabled and not brush.enabled
     show_added(layer)  # a second call changes nothing
-    assert layer.visible
+    assert layer.visible and built() == {polygon, brush}
