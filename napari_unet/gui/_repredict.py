@@ -154,7 +154,7 @@ class Repredictor:
     def _apply(self, maps: tuple[Any, Any], target: dict) -> None:
         self._turns.start(self._applying(maps, target))
 
-    def _applying(self, maps: tuple[Any, Any], target: dict) -> Generator[None, None, None]:
+    def _applying(self, maps: tuple[Any, Any], target: dict) -> Generator[Any, None, None]:
         from napari_unet.core.metrics import dice
 
         old, new = maps
@@ -170,7 +170,7 @@ class Repredictor:
             before, after = dice(old_mask, reference), dice(new_mask, reference)
         self.on_done(before, after, description, mask_layer.name)
 
-    def _show(self, target: dict, maps: Any) -> Generator[None, None, tuple[Any, MaskSettings]]:
+    def _show(self, target: dict, maps: Any) -> Generator[Any, None, tuple[Any, MaskSettings]]:
         """Write the new probabilities and mask into layers.
 
         The mask is made at the session's threshold with the options the

@@ -6,6 +6,13 @@ from collections.abc import Callable, Generator
 from typing import Any
 
 from qtpy.QtCore import QObject, QTimer
+from qtpy.QtWidgets import QWidget
+
+#: What a step yields when it changed nothing that shows, such as adding a
+#: hidden layer: the window is then not repainted until the next step starts.
+#: The repaint after an add (25-50 ms here, the canvas's included) would fall
+#: in the add's own turn; held, it merges with the next step's.
+HOLD_PAINT = object()
 
 
 class Turns:
@@ -24,6 +31,10 @@ class Turns:
         pause, Qt ran the next step as soon as the previous step's paint was
         done, before its other timers, so two steps could still block the
         window as one; one frame's pause (16 ms) lets everything due run between.
+
+    A step that yields :data:`HOLD_PAINT` leaves the parent's window (when the
+    parent is a widget) unpainted until the next step starts or the generator
+    ends; input is still handled meanwhile.
     """
 
     def __init__(self, parent: QObject | None = None, pause_ms: int = 16) -> None:
@@ -34,6 +45,7 @@ class Turns:
         self._gen: Generator[Any, None, Any] | None = None
         self._done: Callable[[Any], None] | None = None
         self._after: list[Callable[[], None]] = []
+        self._held: QWidget | None = None
 
     @property
     def busy(self) -> bool:
@@ -54,11 +66,12 @@ class Turns:
         self._step()
 
     def _step(self) -> None:
+        self._release()
         gen = self._gen
         if gen is None:
             return
         try:
-            next(gen)
+            value = next(gen)
         except StopIteration as end:
             self._finish(end.value)
             return
@@ -69,6 +82,24 @@ class Turns:
             self._timer.start()
         except RuntimeError:  # the owner, and its timer, were deleted meanwhile
             self._gen = self._done = None
+            return
+        if value is HOLD_PAINT:
+            self._hold()
+
+    def _hold(self) -> None:
+        parent = self._timer.parent()
+        window = parent.window() if isinstance(parent, QWidget) else None
+        if window is not None and window.updatesEnabled():
+            window.setUpdatesEnabled(False)
+            self._held = window
+
+    def _release(self) -> None:
+        window, self._held = self._held, None
+        if window is not None:
+            try:
+                window.setUpdatesEnabled(True)  # and repaints it whole
+            except RuntimeError:  # the window was deleted meanwhile
+                pass
 
     def then(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` now when nothing runs, else right after the running generator ends.

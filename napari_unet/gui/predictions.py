@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from napari_unet.gui._layers import add_hidden_labels, fresh_name, show_added, spatial_transform
+from napari_unet.gui._turns import HOLD_PAINT
 
 if TYPE_CHECKING:
     from napari_unet.gui.session import Session
@@ -262,7 +263,7 @@ def showing_prediction(
     settings: MaskSettings,
     transform: dict[str, Any],
     who: str,
-) -> Generator[None, None, ShownPrediction]:
+) -> Generator[Any, None, ShownPrediction]:
     """Put a finished prediction of layer ``image`` into layers and the session.
 
     The probability layer of the image's newest prediction (else
@@ -271,11 +272,10 @@ def showing_prediction(
     corrections, by napari's paint history or by its pixels
     (:func:`check_content`); then the mask goes to a new layer and a
     notification says so.  A generator: it yields between napari's steps, so
-    that a caller can let the window repaint and react in between
+    that a caller can let the window react in between
     (:class:`~napari_unet.gui._turns.Turns`).  A new layer is added hidden
-    (napari's add: about 55-65 ms here) and shown after a yield (its first
-    paint), so no step blocks the event loop for 100 ms
-    (``bench_event_loop_predict.py``).
+    (napari's add: about 55-65 ms here), with no repaint (``HOLD_PAINT``), and
+    shown after the yield (``bench_event_loop_predict.py``).
 
     Parameters
     ----------
@@ -310,7 +310,7 @@ def showing_prediction(
     if made:
         # A layer's first paint (its shaders and texture, 18-47 ms here) comes in
         # its own turn, after napari's add (57-69 ms), not in the same one.
-        yield
+        yield HOLD_PAINT
         prob_layer.visible = True
     mask_layer = _layer(viewer, record.mask_layer, Labels) if record is not None else None
     if record is not None and mask_layer is not None and not check_content(record, mask_layer):
@@ -328,7 +328,7 @@ def showing_prediction(
         image, prob_layer.name, "", prob, boundary=maps.boundary, objects=maps.objects
     )
     shown = add_mask_layer(viewer, session, source, settings, transform, visible=False)
-    yield
+    yield HOLD_PAINT
     show_added(shown.mask_layer)
     return shown
 

@@ -266,7 +266,7 @@ class SegmentWidget(QWidget):
         self._last_model = model
         self._turns.start(self._showing(maps, target), self._shown)
 
-    def _showing(self, maps: Any, target: dict[str, Any]) -> Generator[None, None, str]:
+    def _showing(self, maps: Any, target: dict[str, Any]) -> Generator[Any, None, str]:
         """Make the result's layers, one napari add per step; return the status text."""
         image = target["image"]
         shown = yield from showing_prediction(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from qtpy.QtCore import QObject
+from qtpy.QtWidgets import QVBoxLayout, QWidget
 
 from napari_unet.gui._layers import add_hidden_labels, show_added
 from napari_unet.gui._segment_run import warm_up_labels_layer
-from napari_unet.gui._turns import Turns
+from napari_unet.gui._turns import HOLD_PAINT, Turns
 
 pytestmark = pytest.mark.gui
 
@@ -103,3 +104,35 @@ def test_a_labels_layer_added_hidden_gets_each_tools_visuals_only_when_its_mode_
     assert not polygon.enabled and not brush.enabled
     show_added(layer)  # a second call changes nothing
     assert layer.visible and built() == {polygon, brush}
+
+
+def test_a_step_that_holds_the_paint_leaves_the_window_unpainted_until_the_next_step(qtbot):
+    window = QWidget()
+    owner = QWidget()
+    QVBoxLayout(window).addWidget(owner)
+    qtbot.addWidget(window)
+    window.show()
+    turns = Turns(owner)
+    seen: list[bool] = []
+
+    def work():
+        yield HOLD_PAINT  # as after adding a hidden layer
+        seen.append(window.updatesEnabled())
+        yield  # a step to show: painted as usual
+        seen.append(window.updatesEnabled())
+        yield HOLD_PAINT
+        raise ValueError("a step that fails")
+
+    turns.start(work())
+    assert not window.updatesEnabled()  # the owner's window, not just the owner
+    with qtbot.captureExceptions() as errors:
+        qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)
+    assert seen == [True, True]
+    assert window.updatesEnabled()  # released when the generator failed, too
+    assert [type(e[1]) for e in errors] == [ValueError]
+
+
+def test_holding_the_paint_needs_a_widget_owner(qtbot):
+    turns = Turns(QObject())
+    turns.start(iter([HOLD_PAINT]))
+    qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)  # nothing to hold, no error
