@@ -13,6 +13,8 @@ from qtpy.QtWidgets import QWidget
 #: The repaint after an add (25-50 ms here, the canvas's included) would fall
 #: in the add's own turn; held, it merges with the next step's.
 HOLD_PAINT = object()
+#: The longest a window stays unpainted, whatever happens to the generator.
+HOLD_LIMIT_MS = 1000
 
 
 class Turns:
@@ -46,6 +48,7 @@ class Turns:
         self._done: Callable[[Any], None] | None = None
         self._after: list[Callable[[], None]] = []
         self._held: QWidget | None = None
+        self._guard: QTimer | None = None
 
     @property
     def busy(self) -> bool:
@@ -89,16 +92,27 @@ class Turns:
     def _hold(self) -> None:
         parent = self._timer.parent()
         window = parent.window() if isinstance(parent, QWidget) else None
-        if window is not None and window.updatesEnabled():
-            window.setUpdatesEnabled(False)
-            self._held = window
+        if window is None or not window.updatesEnabled():
+            return
+        window.setUpdatesEnabled(False)
+        self._held = window
+        # Should the owner go before its next step (its timer goes with it),
+        # the window paints again all the same.
+        guard = QTimer(window)
+        guard.setSingleShot(True)
+        guard.timeout.connect(lambda: window.setUpdatesEnabled(True))
+        guard.timeout.connect(guard.deleteLater)
+        guard.start(HOLD_LIMIT_MS)
+        self._guard = guard
 
     def _release(self) -> None:
-        window, self._held = self._held, None
+        window, guard, self._held, self._guard = self._held, self._guard, None, None
         if window is not None:
             try:
+                guard.stop()
+                guard.deleteLater()
                 window.setUpdatesEnabled(True)  # and repaints it whole
-            except RuntimeError:  # the window was deleted meanwhile
+            except RuntimeError:  # the window, and the guard, were deleted meanwhile
                 pass
 
     def then(self, callback: Callable[[], None]) -> None:

@@ -136,3 +136,20 @@ def test_holding_the_paint_needs_a_widget_owner(qtbot):
     turns = Turns(QObject())
     turns.start(iter([HOLD_PAINT]))
     qtbot.waitUntil(lambda: not turns.busy, timeout=2_000)  # nothing to hold, no error
+
+
+def test_the_window_paints_again_if_the_owner_goes_while_it_is_held(qtbot):
+    window = QWidget()
+    owner = QWidget(window)
+    qtbot.addWidget(window)
+    window.show()
+    turns = Turns(owner)
+
+    def work():
+        yield HOLD_PAINT
+        yield
+
+    turns.start(work())
+    assert not window.updatesEnabled()
+    owner.deleteLater()  # with it the timer of the next step
+    qtbot.waitUntil(window.updatesEnabled, timeout=3_000)
