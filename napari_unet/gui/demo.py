@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -38,6 +39,31 @@ def choose_qt_api(environ: MutableMapping[str, str]) -> str | None:
     return environ.get("QT_API")
 
 
+#: Said on the console instead of napari's notification over the canvas.
+PYQT5_NOTE = (
+    "note: napari deprecates PyQt5; install PyQt6 (pip install PyQt6) and this command uses it"
+)
+
+
+def quiet_pyqt5_notice() -> bool:
+    """On PyQt5, give napari's deprecation notice on the console, not over the canvas.
+
+    napari shows it in a notification at the window's first show, where it
+    covers the middle of the canvas, whenever its module flag is set (napari's
+    own, private: where it is missing nothing changes).  Returns whether the
+    notice was moved.
+    """
+    try:
+        from napari._qt import qt_main_window
+    except ImportError:
+        return False
+    if not getattr(qt_main_window, "SHOW_QT_WARNING", False):
+        return False
+    qt_main_window.SHOW_QT_WARNING = False
+    print(PYQT5_NOTE, file=sys.stderr)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     """Open the demo; in headless mode save a screenshot and print its path."""
     parser = argparse.ArgumentParser(prog="python -m napari_unet.gui.demo")
@@ -57,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     from qtpy.QtWidgets import QApplication
 
     print(f"Qt binding: {qtpy.API_NAME} {qtpy.QT_VERSION}")
+    quiet_pyqt5_notice()
 
     viewer = napari.Viewer(title="napari-unet", show=True)
     viewer.window._qt_window.resize(1600, 1000)
