@@ -111,17 +111,25 @@ class Repredictor:
         Called with ``(dice_before, dice_after, reference description, mask
         layer name)``; the Dice values are NaN and the description empty when
         there is no reference.
+    owner
+        The widget that owns the layers' turns (:class:`~napari_unet.gui._turns.Turns`),
+        if any.
     """
 
     def __init__(
-        self, viewer: Any, session: Session, on_done: Callable[[float, float, str, str], None]
+        self,
+        viewer: Any,
+        session: Session,
+        on_done: Callable[[float, float, str, str], None],
+        owner: Any = None,
     ) -> None:
         self.viewer = viewer
         self.session = session
         self.on_done = on_done
         self.worker: Any | None = None
-        # The worker counts as running until the result's layers are all made.
-        self._turns = Turns()
+        # The worker counts as running until the result's layers are all made;
+        # a widget owner's window is not repainted in the turn of a layer's add.
+        self._turns = Turns(owner)
 
     def start(self, image_name: str, old_model: Any, new_model: Any) -> Any:
         """Predict layer ``image_name`` in a worker; return the worker."""

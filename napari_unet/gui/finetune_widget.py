@@ -95,7 +95,7 @@ class FineTuneWidget(QWidget):
         self._start_model: Any | None = None
         self._target_image = ""
         self._n_pairs = 0
-        self.repredictor = Repredictor(napari_viewer, self.session, self._on_repredicted)
+        self.repredictor = Repredictor(napari_viewer, self.session, self._on_repredicted, self)
 
         self.form = FineTuneForm(napari_viewer, self)
         # The form's controls, here too: scripts and tests set them on the widget.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from qtpy.QtWidgets import QWidget
 
 from napari_unet.core.inference import predict_proba
 from napari_unet.core.model import build_model
@@ -46,9 +47,12 @@ def test_prediction_after_fine_tune_keeps_a_mask_edited_outside_the_paint_histor
     assert not record.corrected
 
     done: list[tuple] = []
-    repredictor = Repredictor(viewer, session, lambda *args: done.append(args))
+    owner = QWidget()  # docked: its window is napari's, held in the turns of the adds
+    viewer.window.add_dock_widget(owner)
+    repredictor = Repredictor(viewer, session, lambda *args: done.append(args), owner)
     repredictor.start("cells", old_model, new_model)
     qtbot.waitUntil(lambda: bool(done) and repredictor.worker is None, timeout=60_000)
+    assert owner.window() is not owner and owner.window().updatesEnabled()  # released
 
     assert viewer.layers["cells mask"] is layer
     np.testing.assert_array_equal(layer.data, edited)  # the edit is kept
