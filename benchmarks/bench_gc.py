@@ -7,7 +7,7 @@ scikit-image: hundreds of thousands of objects.  The plugin's session, made
 with its first widget in a viewer, moves the objects of the start to the
 permanent generation (``gc.freeze``, in
 ``napari_unet.gui._gc.keep_collections_short``), and again once Segment's
-background imports end (``freeze_after``); ``--no-freeze`` leaves them in.
+background imports end (``collections_paused``); ``--no-freeze`` leaves them in.
 
 A real viewer docks the napari U-Net panel, Segment predicts a 2048x2048 image
 with the shipped model in its worker, and the threshold slider then moves

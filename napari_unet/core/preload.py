@@ -10,7 +10,7 @@ A call into a C function through :mod:`ctypes` lets the lock go, so calling the
 system's ``dlopen`` on the library first does the same loading while the main
 thread runs on.  The later ``import torch`` finds the library already loaded
 and reuses it; its own longest hold of the lock is then about 60 ms here
-(``benchmarks/bench_import_gap.py``).
+(a scratch loop like ``benchmarks/bench_import_gap.py``, against 230-320 ms).
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@ modules, classes, napari's widgets, which live as long as the process.
 
 :func:`keep_collections_short` moves them to the permanent generation
 (:func:`gc.freeze`), so that later full collections scan only what the
-session made since (13-30 ms); :func:`freeze_after` does it again once
-Segment's background imports have ended, which run with automatic collections
-held off (:func:`collections_paused`).  Frozen objects are never freed by
+session made since (13-30 ms); Segment's background imports run with automatic
+collections held off and freeze what they made at their end
+(:func:`collections_paused`).  Frozen objects are never freed by
 the collector, and napari's layers hold reference cycles, so a layer that was
 already open then would keep its data after it is deleted: deleting such a
 layer unfreezes, collects once (the full-length pass, once) and freezes again.
@@ -22,7 +22,6 @@ layer unfreezes, collects once (the full-length pass, once) and freezes again.
 from __future__ import annotations
 
 import gc
-import threading
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +32,6 @@ from qtpy.QtCore import QTimer
 _viewers: weakref.WeakSet[Any] = weakref.WeakSet()
 _frozen_layers: weakref.WeakSet[Any] = weakref.WeakSet()
 _state = {"frozen": False, "release_due": False}
-_timers: set[Any] = set()
 
 
 def keep_collections_short(viewer: Any) -> None:
@@ -54,28 +52,6 @@ def keep_collections_short(viewer: Any) -> None:
         _frozen_layers.update(viewer.layers)
 
 
-def freeze_after(thread: threading.Thread) -> None:
-    """Freeze again, on the main thread, once ``thread`` has ended.
-
-    For the background imports (:func:`napari_unet.gui._segment_run.prefetch_prediction`):
-    what they load, and the widgets built meanwhile, live as long as the
-    process too.
-    """
-    timer = QTimer()
-    timer.setInterval(200)
-
-    def check() -> None:
-        if not thread.is_alive():
-            timer.stop()
-            _timers.discard(timer)
-            if _state["frozen"]:
-                _freeze()
-
-    timer.timeout.connect(check)
-    _timers.add(timer)
-    timer.start()
-
-
 @contextmanager
 def collections_paused() -> Iterator[None]:
     """Hold automatic collections off during a burst of imports in a background thread.
@@ -93,9 +69,7 @@ def collections_paused() -> Iterator[None]:
         yield
     finally:
         if _state["frozen"]:
-            gc.freeze()
-            for viewer in list(_viewers):
-                _frozen_layers.update(list(viewer.layers))
+            _freeze(collect=False)  # a scan now would be the long hold avoided
         if enabled:
             gc.enable()
 
@@ -105,11 +79,12 @@ def frozen_layers() -> list[Any]:
     return list(_frozen_layers)
 
 
-def _freeze() -> None:
-    gc.collect(1)  # the young generations: the start's short-lived garbage
+def _freeze(collect: bool = True) -> None:
+    if collect:
+        gc.collect(1)  # the young generations: the start's short-lived garbage
     gc.freeze()
     for viewer in list(_viewers):
-        _frozen_layers.update(viewer.layers)
+        _frozen_layers.update(list(viewer.layers))
 
 
 def _on_removed(event: Any) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 
 from napari_unet.core.events import Notice, Progress
 from napari_unet.core.preload import preload_torch_library
-from napari_unet.gui._gc import collections_paused, freeze_after
+from napari_unet.gui._gc import collections_paused
 from napari_unet.gui._layers import fresh_name
 from napari_unet.gui._model_choice import DEFAULT
 
@@ -112,16 +112,13 @@ def prefetch_prediction() -> threading.Thread:
     (:func:`prefetch_once_shown`), these imports (torch, about 1.5 s, and
     pandas) happen while the panel is being read, not during the first Run or
     on the main thread.  torch's main library is loaded first with the lock
-    released (:func:`napari_unet.core.preload.preload_torch_library`): the
-    import then blocks the main thread for at most about 60 ms at a time,
-    against 230-280 ms warm and 440 ms cold (``bench_import_gap.py``).  A
-    worker that starts meanwhile waits for the module it needs.  Returns the
+    released (:func:`napari_unet.core.preload.preload_torch_library`), and
+    automatic garbage collections are held off while they run, what they made
+    frozen at their end (:func:`napari_unet.gui._gc.collections_paused`): they
+    then block the main thread for at most 28-48 ms at a time, against 264-297
+    ms warm and 441-447 ms cold without (``bench_import_gap.py``).  A worker
+    that starts meanwhile waits for the module it needs.  Returns the
     (possibly finished) thread.
-
-    The viewer's session, made before, has left the start's objects out of
-    Python's full garbage collections
-    (:func:`napari_unet.gui._gc.keep_collections_short`), so the imports' own
-    collections are short; what they load is left out too once they end.
     """
     global _prefetch
     if _prefetch is None:
@@ -129,7 +126,6 @@ def prefetch_prediction() -> threading.Thread:
             target=_import_for_prediction, name="napari-unet-prefetch", daemon=True
         )
         _prefetch.start()
-        freeze_after(_prefetch)
     return _prefetch
 
 

@@ -55,19 +55,6 @@ def test_a_layer_made_after_the_freeze_is_not_watched(make_napari_viewer, qtbot)
     assert not _gc._state["release_due"]  # nothing to release: no full-length pass
 
 
-def test_what_a_background_thread_made_is_frozen_once_it_ends(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer()
-    qtbot.addWidget(SegmentWidget(viewer))
-    kept: list = []
-    thread = threading.Thread(target=lambda: kept.extend({"n": i} for i in range(5000)))
-    thread.start()
-    thread.join()
-    before = gc.get_freeze_count()
-    _gc.freeze_after(thread)
-    qtbot.waitUntil(lambda: gc.get_freeze_count() >= before + 5000, timeout=5000)
-    assert not _gc._timers  # the watch ends with the freeze
-
-
 def test_a_burst_of_background_imports_runs_without_collections_and_is_frozen_after(
     make_napari_viewer, qtbot
 ):
