@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
-from napari_unet.gui._layers import add_hidden_labels, fresh_name, show_added, spatial_transform
+from napari_unet.gui._layers import (
+    add_hidden_labels,
+    fresh_name,
+    layer_of_type,
+    select_layer,
+    show_added,
+    spatial_transform,
+    write_probability,
+)
 from napari_unet.gui._turns import HOLD_PAINT
 
 if TYPE_CHECKING:
@@ -306,17 +314,23 @@ def showing_prediction(
     if len(transform.get("scale", prob.shape)) != prob.ndim:
         transform = {}
     record = session.latest_prediction(image, viewer.layers)
-    prob_layer, made = _show_probability(viewer, image, prob, record, transform)
+    name = f"{image} probability"
+    if record is not None and record.prob_layer in viewer.layers:
+        name = record.prob_layer
+    prob_layer, made = write_probability(viewer, name, f"{image} probability", prob, transform)
     if made:
         # A layer's first paint (its shaders and texture, 18-47 ms here) comes in
         # its own turn, after napari's add (57-69 ms), not in the same one.
         yield HOLD_PAINT
         prob_layer.visible = True
-    mask_layer = _layer(viewer, record.mask_layer, Labels) if record is not None else None
+    mask_layer = layer_of_type(viewer, record.mask_layer, Labels) if record is not None else None
     if record is not None and mask_layer is not None and not check_content(record, mask_layer):
         record.prob, record.boundary, record.prob_layer = prob, maps.boundary, prob_layer.name
         record.objects = maps.objects
         write_mask(session, mask_layer, record, settings)
+        if made:
+            yield
+            select_layer(viewer, prob_layer)
         return ShownPrediction(record, prob_layer, mask_layer)
     if record is not None and mask_layer is not None:
         show_info(
@@ -330,6 +344,8 @@ def showing_prediction(
     shown = add_mask_layer(viewer, session, source, settings, transform, visible=False)
     yield HOLD_PAINT
     show_added(shown.mask_layer)
+    yield
+    select_layer(viewer, shown.mask_layer)
     return shown
 
 
@@ -360,41 +376,3 @@ def rethreshold(
         return add_mask_layer(viewer, session, record, settings, transform, mask).mask_layer
     write_mask(session, layer, record, settings, mask)
     return layer
-
-
-def _layer(viewer: Any, name: str, kind: type) -> Any | None:
-    if name in viewer.layers and isinstance(viewer.layers[name], kind):
-        return viewer.layers[name]
-    return None
-
-
-def _show_probability(
-    viewer: Any,
-    image: str,
-    prob: np.ndarray,
-    record: PredictionRecord | None,
-    transform: dict[str, Any],
-) -> tuple[Any, bool]:
-    """Write ``prob`` into the image's probability layer; return it and whether it is new.
-
-    A new layer is made hidden: the caller shows it in a later event-loop turn.
-    """
-    from napari.layers import Image
-
-    name = f"{image} probability"
-    if record is not None and record.prob_layer in viewer.layers:
-        name = record.prob_layer
-    layer = _layer(viewer, name, Image)
-    if layer is not None and layer.data.shape == prob.shape:
-        layer.data = prob
-        return layer, False
-    layer = viewer.add_image(
-        prob,
-        name=fresh_name(viewer, f"{image} probability"),
-        colormap="magma",
-        contrast_limits=(0.0, 1.0),
-        blending="additive",
-        visible=False,
-        **transform,
-    )
-    return layer, True

@@ -88,3 +88,34 @@ def test_session_api_owns_its_containers(make_napari_viewer):
     viewer.layers.remove(layer)  # a deleted mask frees its record
     assert not session.predictions
     assert not hasattr(session, "history")
+
+
+def test_a_shown_prediction_selects_its_mask_only_after_the_adds(make_napari_viewer):
+    from napari_unet.core.inference import Prediction
+    from napari_unet.gui._turns import HOLD_PAINT
+    from napari_unet.gui.predictions import showing_prediction
+
+    viewer = make_napari_viewer()
+    session = get_session(viewer)
+    image = viewer.add_image(np.zeros((40, 40), np.float32), name="cells")
+    prob = np.zeros((40, 40), np.float32)
+    prob[10:20, 10:20] = 0.9
+    steps = showing_prediction(
+        viewer, session, "cells", Prediction(prob), MaskSettings(threshold=0.5), {}, "Segment"
+    )
+    # Each add leaves the selection alone (napari would select the new layer in
+    # the add itself, a further 11-17 ms of that turn).
+    assert next(steps) is HOLD_PAINT
+    assert "cells probability" in viewer.layers and viewer.layers.selection.active is image
+    next(steps)  # the probability shown
+    assert viewer.layers["cells probability"].visible
+    assert next(steps) is HOLD_PAINT
+    mask = viewer.layers["cells mask"]
+    assert not mask.visible and viewer.layers.selection.active is image
+    next(steps)  # the mask shown, not yet selected
+    assert mask.visible and viewer.layers.selection.active is image
+    with pytest.raises(StopIteration) as done:
+        next(steps)
+    assert viewer.layers.selection.active is mask and set(viewer.layers.selection) == {mask}
+    assert done.value.value.mask_layer is mask
+    np.testing.assert_array_equal(mask.data, prob >= 0.5)
