@@ -19,7 +19,9 @@ imports in the background (``prefetch_prediction``, a second after it is shown)
 fall in the first seconds after docking;
 ``--no-prefetch`` leaves those imports to the worker, as before they existed;
 ``--no-freeze`` keeps the start's objects in Python's full garbage collections
-(``bench_gc.py``).
+(``bench_gc.py``);
+``--steps`` also prints how long each main-thread step of the result's display
+took (:class:`~napari_unet.gui._turns.Turns`, one step per event-loop turn).
 """
 
 from __future__ import annotations
@@ -53,7 +55,20 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="the worker loads the model")
     parser.add_argument("--no-prefetch", action="store_true", help="no imports before the Run")
     parser.add_argument("--no-freeze", action="store_true", help="no gc.freeze by the session")
+    parser.add_argument("--steps", action="store_true", help="time each step of the display")
     args = parser.parse_args()
+    steps_ms: list[float] = []
+    if args.steps:
+        from napari_unet.gui import _turns
+
+        step = _turns.Turns._step
+
+        def timed_step(self) -> None:
+            t0 = time.perf_counter()
+            step(self)
+            steps_ms.append((time.perf_counter() - t0) * 1e3)
+
+        _turns.Turns._step = timed_step
     if args.no_freeze:
         session_module.keep_collections_short = lambda viewer: None
     if args.no_prefetch:
@@ -142,6 +157,8 @@ def main() -> None:
         print(f"  gap {busy[k]:6.1f} ms starting at {at:6.2f} s ({phase})")
     during = busy[ends < result_at]
 
+    if args.steps:
+        print("display steps: " + ", ".join(f"{t:.1f}" for t in steps_ms) + " ms")
     print(f"building and docking the widget: {built:.1f} ms")
     for name, gaps in (("2 s after docking", docked), ("idle", idle), ("during prediction", busy)):
         print(
