@@ -70,7 +70,6 @@ import torch
 from napari_unet.core.augment import AugmentConfig
 from napari_unet.core.checkpoint import load_model, save_model
 from napari_unet.core.events import EpochEnd, Notice
-from napari_unet.core.losses import get_loss
 from napari_unet.core.model import UNetConfig, build_model
 from napari_unet.core.sampling import PatchSampler
 from napari_unet.core.split import image_key
@@ -192,18 +191,22 @@ class WeightAverage:
         for key, value in state.items():
             self.mean[key] += (value - self.mean[key]) / self.count
 
-    def apply(self, model, images, masks, *, batches: int = 200, batch: int = 8, seed: int = 0):
-        """Load the mean into ``model`` and measure its batch-norm statistics again."""
+    def apply(
+        self, model, images, masks, *, patch_size: int, batches: int = 200, batch: int = 8, seed=0
+    ):
+        """Load the mean into ``model`` and measure its batch-norm statistics again.
+
+        The patches are ``patch_size`` square, as in training, and drawn as
+        training draws them; their targets only choose the patch centres, so
+        no weight maps are made.
+        """
         assert self.mean is not None
         state = model.state_dict()
-        model.load_state_dict(
-            {k: v.to(state[k].dtype) if k in self.mean else state[k] for k, v in self.mean.items()}
-        )
-        data = prepare_data(
-            images, masks, None, model, val_fraction=0.0, weighting=get_loss("default").weighting
-        )
-        sampler = PatchSampler(data.train_images, data.train_targets, patch_size=128)
+        model.load_state_dict({k: v.to(state[k].dtype) for k, v in self.mean.items()})
+        data = prepare_data(images, masks, None, model, val_fraction=0.0, weighting="none")
+        sampler = PatchSampler(data.train_images, data.train_targets, patch_size=patch_size)
         norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+        momenta = [layer.momentum for layer in norms]
         for layer in norms:
             layer.reset_running_stats()
             layer.momentum = None  # a plain mean over all the batches
@@ -213,8 +216,8 @@ class WeightAverage:
             for _ in range(batches):
                 x, _, _ = draw_batch(sampler, None, 0.0, batch, rng, AugmentConfig(), device)
                 model(x)
-        for layer in norms:
-            layer.momentum = 0.1
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
         return model.eval()
 
 
@@ -351,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     elif average.count:
         if args.dice_best:
             save_model(trained, args.dice_best)
-        trained = average.apply(trained, images, masks, seed=args.seed)
+        trained = average.apply(trained, images, masks, patch_size=args.patch_size, seed=args.seed)
         selected = {"by": "mean of the epochs' weights", "epochs": average.epochs}
         trained.history[-1]["weight_average"] = selected
     if args.ship_outputs:

@@ -33,7 +33,9 @@ def test_the_mean_of_the_weights_gets_batch_norm_statistics_of_its_own():
     assert average.epochs == [0, 1, 2]
 
     images, masks = zip(*(nuclei_image(seed, size=96) for seed in (3, 4)), strict=True)
-    model = average.apply(build_model(base_width=4, depth=2), list(images), list(masks), batches=5)
+    model = average.apply(
+        build_model(base_width=4, depth=2), list(images), list(masks), patch_size=64, batches=5
+    )
     assert not model.training
     state = model.state_dict()
     weights = [net.state_dict() for net in nets]
